@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+/* patchbay.h: the public API of libpatchbay, a user-space virtual Ethernet. */
+#ifndef PATCHBAY_H
+#define PATCHBAY_H
+
+/*
+ * An instance (pb_t) holds segments (hubs, learning switches) and the ports
+ * that join them.  Ports are created from QEMU -netdev option strings
+ * ("stream,id=s0,server=on,addr.type=unix,addr.path=/run/x.sock") or, for an
+ * embedder that is itself a NIC, as a callback port.
+ *
+ * The library never blocks and never owns the process.  It exposes one
+ * pollable file descriptor (pb_fd()); when it is readable, call pb_dispatch().
+ * pb_next_timeout() says how long the embedder may sleep at most (the fd also
+ * becomes readable when a timer is due, so honouring it is optional).
+ *
+ * Every function returns 0 (or a non-negative value) on success and a negative
+ * errno-style code on failure; pb_strerror() names the code and pb_errmsg()
+ * gives the detailed message of the instance's last failed call (for option
+ * errors it names the key and what is accepted).  No global state: several
+ * instances may live in one process (each used by one thread at a time).
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PB_VERSION_STRING "0.1.0"
+
+/* Bumped when struct pb_config grows; older callers keep working. */
+#define PB_CONFIG_VERSION 1
+
+enum pb_log_level {
+	PB_LOG_ERR = 0,
+	PB_LOG_WARN = 1,
+	PB_LOG_INFO = 2,
+	PB_LOG_DEBUG = 3,
+};
+
+typedef void (*pb_log_fn)(void *opaque, enum pb_log_level level,
+			  const char *msg);
+
+struct pb_config {
+	unsigned version;	/* PB_CONFIG_VERSION */
+	enum pb_log_level log_level;
+	pb_log_fn log_fn;	/* NULL: log to stderr */
+	void *log_opaque;
+	unsigned max_ports;	/* 0: default (1024) */
+	unsigned max_segments;	/* 0: default (64) */
+};
+
+typedef struct pb pb_t;
+
+int pb_new(const struct pb_config *cfg, pb_t **out);
+void pb_free(pb_t *pb);
+
+const char *pb_strerror(int err);
+/* Detailed message of the last failed call on this instance ("" if none). */
+const char *pb_errmsg(const pb_t *pb);
+
+/* The pollable fd (an epoll fd); wait for readability. */
+int pb_fd(const pb_t *pb);
+/* Handle everything that is ready, without blocking.  Returns 0 or <0. */
+int pb_dispatch(pb_t *pb);
+/* Milliseconds until the next timer is due, or -1 if none. */
+int pb_next_timeout(pb_t *pb);
+
+/*
+ * Segments.  spec: "switch,id=NAME[,fdb-size=N][,ageing=SECONDS]" or
+ * "hub,id=NAME".
+ */
+int pb_segment_add(pb_t *pb, const char *spec);
+
+/*
+ * Ports from QEMU -netdev syntax: "TYPE,id=ID,key=value,...", with ",," for a
+ * literal comma inside a value.  Types: stream, socket, dgram, tap.  The
+ * patchbay key segment=NAME chooses the segment (default: the first one).
+ */
+int pb_netdev_add(pb_t *pb, const char *spec);
+int pb_netdev_del(pb_t *pb, const char *id);
+
+/*
+ * Packet capture (QEMU's filter-dump):
+ * "id=ID,netdev=NETDEV|segment=SEGMENT,file=PATH[,maxlen=BYTES]".
+ * A netdev capture records frames in and out of every port of that netdev;
+ * a segment capture records every frame that enters the segment.
+ */
+int pb_capture_add(pb_t *pb, const char *spec);
+int pb_capture_del(pb_t *pb, const char *id);
+
+/*
+ * Callback port: the embedder is the NIC.  Frames for it arrive through rx();
+ * it sends frames with pb_port_send().  Returns the netdev id's port handle
+ * (>= 0) or <0.
+ */
+typedef void (*pb_rx_fn)(void *opaque, const void *frame, size_t len);
+int pb_callback_port_add(pb_t *pb, const char *id, const char *segment,
+			 pb_rx_fn rx, void *opaque);
+int pb_port_send(pb_t *pb, int port, const void *frame, size_t len);
+
+/* Counters of one port. */
+struct pb_port_stats {
+	char name[64];		/* netdev id, ".N" appended for accepted conns */
+	char netdev[32];
+	char segment[32];
+	char type[16];
+	char peer[128];		/* remote address, interface name, ... */
+	uint64_t rx_frames, rx_bytes;	/* received from the backend */
+	uint64_t tx_frames, tx_bytes;	/* delivered to the backend */
+	uint64_t drops_total;
+};
+
+/*
+ * Enumerate live ports: fills up to max entries, returns how many ports
+ * exist (which may exceed max).
+ */
+int pb_port_stats(pb_t *pb, struct pb_port_stats *out, int max);
+
+/* Write all counters (segments, ports, drops by reason, pools) as one JSON
+ * object to fd.  Returns 0 or <0. */
+int pb_stats_json(pb_t *pb, int fd);
+
+/* Human-readable list of drop reasons and other counters, for logs. */
+void pb_log_stats(pb_t *pb);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,315 @@
+// SPDX-License-Identifier: MIT
+/* main.c: the patchbay daemon: options, default topology, signals, loop. */
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "patchbay.h"
+
+#define MAX_SPECS 256
+
+static const char usage_text[] =
+	"Usage: patchbay [options]\n"
+	"\n"
+	"A user-space virtual Ethernet: segments (switches, hubs) joining QEMU\n"
+	"guests, TAP devices and other peers.  With no -netdev, patchbay starts\n"
+	"one switch with a stream listener on a unix socket and prints the QEMU\n"
+	"options that attach a VM to it.\n"
+	"\n"
+	"Options:\n"
+	"  -netdev SPEC, --netdev SPEC  add a backend (QEMU -netdev syntax):\n"
+	"      stream,id=ID,server=on|off,addr.type=inet|unix|fd,addr.host=H,\n"
+	"             addr.port=P,addr.path=PATH,addr.str=FD[,reconnect-ms=MS]\n"
+	"      socket,id=ID,listen=[H]:P | connect=H:P | mcast=MADDR:P[,localaddr=IP]\n"
+	"             | udp=H:P,localaddr=H:P | fd=FD\n"
+	"      dgram,id=ID,local.type=inet|unix|fd,local.host=,local.port=,\n"
+	"             local.path=,local.str=,remote.type=inet|unix,remote.host=,\n"
+	"             remote.port=,remote.path=\n"
+	"      tap,id=ID[,ifname=NAME][,fd=FD][,script=PATH|no][,downscript=PATH|no]\n"
+	"             [,vnet_hdr=on|off][,netns=NAME|PATH]\n"
+	"      every type also takes segment=NAME (default: the first segment)\n"
+	"  --segment SPEC               add a segment: switch,id=NAME[,fdb-size=N]\n"
+	"                               [,ageing=SECONDS] or hub,id=NAME\n"
+	"                               (default: one switch named sw0)\n"
+	"  --capture SPEC               pcap capture: id=ID,netdev=ID|segment=NAME,\n"
+	"                               file=PATH[,maxlen=BYTES]\n"
+	"  -object filter-dump,id=ID,netdev=ID,file=PATH[,maxlen=BYTES]\n"
+	"                               the same in QEMU's syntax\n"
+	"  --stats-file PATH            write counters as JSON at exit and on SIGUSR1\n"
+	"  --socket PATH                path of the default unix listener\n"
+	"  -v, --verbose                more log output (repeat for debug)\n"
+	"  -q, --quiet                  only warnings and errors\n"
+	"  -h, --help                   this text\n"
+	"  -V, --version                print the version\n"
+	"\n"
+	"Signals: SIGINT/SIGTERM shut down cleanly (socket files are removed);\n"
+	"SIGUSR1 writes the stats file and logs the counters.\n"
+	"See patchbay(1) for details.\n";
+
+struct spec {
+	enum { SPEC_SEGMENT, SPEC_NETDEV, SPEC_CAPTURE } kind;
+	const char *text;
+};
+
+/* Set once the instance exists, so that a fatal start-up error still
+ * removes the socket files made so far. */
+static pb_t *live_pb;
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2),
+						   noreturn));
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("patchbay: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	pb_free(live_pb);
+	exit(1);
+}
+
+static int write_stats(pb_t *pb, const char *path)
+{
+	char tmp[4096];
+	int fd, rc;
+
+	if (!path)
+		return 0;
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	rc = pb_stats_json(pb, fd);
+	close(fd);
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc)
+		fprintf(stderr, "patchbay: warning: cannot write %s: %s\n",
+			path, pb_strerror(rc));
+	return rc;
+}
+
+/* Directory for the default socket: $XDG_RUNTIME_DIR/patchbay, or
+ * /run/patchbay as root, or /tmp/patchbay-UID. */
+static void default_socket(char *out, size_t size)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	char dir[3072];
+
+	if (xdg && *xdg)
+		snprintf(dir, sizeof(dir), "%s/patchbay", xdg);
+	else if (geteuid() == 0)
+		snprintf(dir, sizeof(dir), "/run/patchbay");
+	else
+		snprintf(dir, sizeof(dir), "/tmp/patchbay-%u",
+			 (unsigned)geteuid());
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		die("cannot create %s: %s", dir, strerror(errno));
+	snprintf(out, size, "%s/patchbay.sock", dir);
+}
+
+/* Translate "-object filter-dump,..." into a capture spec. */
+static const char *object_to_capture(const char *s)
+{
+	if (strncmp(s, "filter-dump,", 12))
+		die("-object: only filter-dump is supported, not '%s'", s);
+	return s;
+}
+
+int main(int argc, char **argv)
+{
+	struct spec specs[MAX_SPECS];
+	int nspecs = 0, verbosity = 0, nnetdev = 0, nseg = 0;
+	const char *stats_file = NULL, *sock_path = NULL;
+	char default_sock[4096] = "", spec_buf[4200];
+	struct pb_config cfg = { .version = PB_CONFIG_VERSION };
+	bool running = true;
+	sigset_t mask;
+	pb_t *pb;
+	int sfd, rc;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+		int kind = -1;
+
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			fputs(usage_text, stdout);
+			return 0;
+		} else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+			printf("patchbay %s\n", PB_VERSION_STRING);
+			return 0;
+		} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+			verbosity++;
+			continue;
+		} else if (!strcmp(a, "-vv")) {
+			verbosity += 2;
+			continue;
+		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+			verbosity = -1;
+			continue;
+		} else if (!strcmp(a, "-netdev") || !strcmp(a, "--netdev")) {
+			kind = SPEC_NETDEV;
+			nnetdev++;
+		} else if (!strcmp(a, "--segment")) {
+			kind = SPEC_SEGMENT;
+			nseg++;
+		} else if (!strcmp(a, "--capture")) {
+			kind = SPEC_CAPTURE;
+		} else if (!strcmp(a, "-object") || !strcmp(a, "--object")) {
+			if (!val)
+				die("%s needs an argument", a);
+			val = object_to_capture(val);
+			kind = SPEC_CAPTURE;
+		} else if (!strcmp(a, "--stats-file")) {
+			if (!val)
+				die("%s needs an argument", a);
+			stats_file = val;
+			i++;
+			continue;
+		} else if (!strcmp(a, "--socket")) {
+			if (!val)
+				die("%s needs an argument", a);
+			sock_path = val;
+			i++;
+			continue;
+		} else {
+			die("unknown option '%s' (see --help)", a);
+		}
+		if (!val)
+			die("%s needs an argument", a);
+		if (nspecs == MAX_SPECS)
+			die("too many options (at most %d)", MAX_SPECS);
+		specs[nspecs].kind = kind;
+		specs[nspecs].text = val;
+		nspecs++;
+		i++;
+	}
+	if (sock_path && nnetdev)
+		die("--socket sets the default listener; with -netdev give the path there");
+
+	cfg.log_level = verbosity < 0 ? PB_LOG_WARN
+			: verbosity == 0 ? PB_LOG_INFO
+					 : PB_LOG_DEBUG;
+	rc = pb_new(&cfg, &pb);
+	if (rc)
+		die("cannot start: %s", pb_strerror(rc));
+	live_pb = pb;
+
+	/* Segments first, so that netdevs can name them in any order. */
+	for (int i = 0; i < nspecs; i++) {
+		if (specs[i].kind != SPEC_SEGMENT)
+			continue;
+		rc = pb_segment_add(pb, specs[i].text);
+		if (rc)
+			die("--segment %s: %s", specs[i].text, pb_errmsg(pb));
+	}
+	if (!nseg && (rc = pb_segment_add(pb, "switch,id=sw0")))
+		die("default segment: %s", pb_errmsg(pb));
+	if (!nnetdev) {
+		if (!sock_path) {
+			default_socket(default_sock, sizeof(default_sock));
+			sock_path = default_sock;
+		}
+		if (strchr(sock_path, ','))
+			die("--socket: the path must not contain ','");
+		snprintf(spec_buf, sizeof(spec_buf),
+			 "stream,id=vm,server=on,addr.type=unix,addr.path=%s",
+			 sock_path);
+		rc = pb_netdev_add(pb, spec_buf);
+		if (rc)
+			die("default listener: %s", pb_errmsg(pb));
+	}
+	for (int i = 0; i < nspecs; i++) {
+		if (specs[i].kind != SPEC_NETDEV)
+			continue;
+		rc = pb_netdev_add(pb, specs[i].text);
+		if (rc)
+			die("-netdev %s: %s", specs[i].text, pb_errmsg(pb));
+	}
+	for (int i = 0; i < nspecs; i++) {
+		const char *t = specs[i].text;
+
+		if (specs[i].kind != SPEC_CAPTURE)
+			continue;
+		if (!strncmp(t, "filter-dump,", 12)) {
+			snprintf(spec_buf, sizeof(spec_buf), "type=%s", t);
+			t = spec_buf;
+		}
+		rc = pb_capture_add(pb, t);
+		if (rc)
+			die("capture %s: %s", specs[i].text, pb_errmsg(pb));
+	}
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGUSR1);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sfd < 0)
+		die("signalfd: %s", strerror(errno));
+
+	if (!nnetdev) {
+		printf("patchbay: a switch with a VM listener at %s\n"
+		       "Attach QEMU VMs (each with its own MAC address) with:\n"
+		       "  -netdev stream,id=n0,server=off,addr.type=unix,addr.path=%s \\\n"
+		       "  -device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56\n",
+		       sock_path, sock_path);
+		fflush(stdout);
+	}
+	if (verbosity >= 0)
+		fputs("patchbay: info: ready\n", stderr);
+
+	while (running) {
+		struct pollfd pfd[2] = {
+			{ .fd = pb_fd(pb), .events = POLLIN },
+			{ .fd = sfd, .events = POLLIN },
+		};
+		int n = poll(pfd, 2, pb_next_timeout(pb));
+
+		if (n < 0 && errno != EINTR)
+			die("poll: %s", strerror(errno));
+		if (pfd[0].revents) {
+			rc = pb_dispatch(pb);
+			if (rc)
+				fprintf(stderr, "patchbay: error: dispatch: %s\n",
+					pb_strerror(rc));
+		}
+		if (pfd[1].revents) {
+			struct signalfd_siginfo si;
+
+			while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				if (si.ssi_signo == SIGUSR1) {
+					pb_log_stats(pb);
+					write_stats(pb, stats_file);
+				} else if (si.ssi_signo != SIGHUP) {
+					running = false;
+				}
+			}
+		}
+	}
+	if (verbosity >= 0)
+		fputs("patchbay: info: shutting down\n", stderr);
+	pb_log_stats(pb);
+	write_stats(pb, stats_file);
+	pb_free(pb);
+	live_pb = NULL;
+	close(sfd);
+	return 0;
+}

@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: MIT
+/* port.c: the port table, per-port counters and queued output. */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "capture.h"
+#include "port.h"
+#include "seg.h"
+
+const char *const drop_reason_names[DROP_REASON_MAX] = {
+	[DROP_RUNT] = "runt",
+	[DROP_OVERSIZE] = "oversize",
+	[DROP_TX_FULL] = "tx_full",
+	[DROP_TX_ERROR] = "tx_error",
+	[DROP_BAD_LENGTH] = "bad_length",
+	[DROP_MCAST_LOOP] = "mcast_loop",
+	[DROP_LINK_DOWN] = "link_down",
+	[DROP_BAD_VNET_HDR] = "bad_vnet_hdr",
+	[DROP_DEFERRED_FULL] = "deferred_full",
+};
+static_assert(ARRAY_SIZE(drop_reason_names) == DROP_REASON_MAX,
+	      "a drop reason lacks a name");
+
+struct port *port_new(struct pb *pb, int netdev, int seg,
+		      const struct port_ops *ops, int fd, void *priv)
+{
+	struct netdev *nd = &pb->netdevs[netdev];
+	struct port *p = NULL;
+	uint32_t i;
+
+	for (i = 0; i < pb->max_ports; i++) {
+		if (!pb->ports[i].used) {
+			p = &pb->ports[i];
+			break;
+		}
+	}
+	if (!p) {
+		errno = ENOSPC;
+		return NULL;
+	}
+	uint32_t gen = p->gen + 1;
+
+	memset(p, 0, sizeof(*p));
+	p->used = true;
+	p->gen = gen;
+	p->netdev = netdev;
+	p->seg = seg;
+	p->fd = fd;
+	p->ops = ops;
+	p->priv = priv;
+	if (nd->nports == 0 && nd->fd < 0)
+		str_copy(p->name, sizeof(p->name), nd->id);
+	else
+		snprintf(p->name, sizeof(p->name), "%s.%u", nd->id,
+			 ++nd->serial);
+	if (fd >= 0) {
+		int err = loop_add(&pb->loop, fd, EPOLLIN,
+				   ref_make(REF_PORT, i, p->gen));
+
+		if (err < 0) {
+			p->used = false;
+			errno = -err;
+			return NULL;
+		}
+	}
+	nd->nports++;
+	seg_join(pb, p);
+	return p;
+}
+
+struct port *port_get(struct pb *pb, uint32_t idx, uint32_t gen)
+{
+	struct port *p;
+
+	if (idx >= pb->max_ports)
+		return NULL;
+	p = &pb->ports[idx];
+	if (!p->used || p->dead || p->gen != gen)
+		return NULL;
+	return p;
+}
+
+void port_set_events(struct pb *pb, struct port *p, uint32_t events)
+{
+	if (p->fd >= 0 && !p->dead)
+		loop_mod(&pb->loop, p->fd, events,
+			 ref_make(REF_PORT, port_index(pb, p), p->gen));
+}
+
+void port_kill(struct pb *pb, struct port *p, const char *why)
+{
+	if (p->dead)
+		return;
+	log_info(&pb->log, "port %s (%s) closed: %s", p->name, p->ops->type,
+		 why);
+	p->dead = true;
+	p->txn = 0;
+	if (p->fd >= 0)
+		loop_del(&pb->loop, p->fd);
+	pb->reap = true;
+}
+
+void port_release(struct pb *pb, struct port *p)
+{
+	struct netdev *nd = &pb->netdevs[p->netdev];
+
+	if (!p->used)
+		return;
+	if (p->ops->close)
+		p->ops->close(pb, p);
+	if (p->fd >= 0) {
+		if (!p->dead)
+			loop_del(&pb->loop, p->fd);
+		close(p->fd);
+	}
+	seg_leave(pb, p);
+	p->used = false;
+	p->dead = false;
+	p->fd = -1;
+	nd->nports--;
+	if (nd->ops->port_closed)
+		nd->ops->port_closed(pb, nd, p);
+	free(p->priv);
+	p->priv = NULL;
+}
+
+void port_reap(struct pb *pb)
+{
+	if (!pb->reap)
+		return;
+	pb->reap = false;
+	for (uint32_t i = 0; i < pb->max_ports; i++)
+		if (pb->ports[i].used && pb->ports[i].dead)
+			port_release(pb, &pb->ports[i]);
+}
+
+void port_drop(struct pb *pb, struct port *p, enum drop_reason why)
+{
+	p->drops[why]++;
+	log_rl(&pb->log, &p->rl, pb_now(pb), PB_LOG_DEBUG,
+	       "port %s: dropped a frame (%s)", p->name,
+	       drop_reason_names[why]);
+}
+
+void port_count_tx(struct port *p, uint32_t first, uint32_t n)
+{
+	for (uint32_t i = first; i < first + n; i++) {
+		p->tx_frames++;
+		p->tx_bytes += p->txq[i].len;
+	}
+}
+
+void port_enqueue(struct pb *pb, struct port *p, const uint8_t *frame,
+		  size_t len)
+{
+	if (p->dead)
+		return;
+	if (p->link_down) {
+		port_drop(pb, p, DROP_LINK_DOWN);
+		return;
+	}
+	if (p->txn == TX_BATCH) {
+		p->ops->flush(pb, p);
+		p->txn = 0;
+		if (p->dead)
+			return;
+	}
+	capture_frame(pb, pb->netdevs[p->netdev].capture, frame, len);
+	p->txq[p->txn].p = frame;
+	p->txq[p->txn].len = (uint32_t)len;
+	p->txn++;
+	if (!p->dirty) {
+		p->dirty = true;
+		pb->dirty[pb->ndirty++] = port_index(pb, p);
+	}
+}

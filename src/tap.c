@@ -1,0 +1,331 @@
+// SPDX-License-Identifier: MIT
+/* tap.c: the TAP backend (-netdev tap): a kernel network interface whose
+ * frames we read and write through /dev/net/tun. */
+
+/*
+ * Theory of operation.  One read() is one frame and one write() is one
+ * frame; a round reads up to RX_BATCH frames into the instance's receive
+ * slots.  A full TAP queue (EAGAIN) drops the frame (tx_full), as the kernel
+ * itself does.  When the interface is deleted the fd reports an error
+ * (EBADFD/EIO) and the port goes away without disturbing the others.
+ *
+ * vnet_hdr=on: every frame carries a struct virtio_net_hdr_v1 (12 bytes) in
+ * front.  No offloads are enabled yet (TUNSETOFFLOAD 0), so the kernel only
+ * hands over complete, checksummed frames; we check and strip the header on
+ * input and prepend a zero header on output.  Offloads come with the
+ * performance work.
+ *
+ * netns=NAME|PATH (patchbay's own): the interface is created inside that
+ * network namespace (a name from `ip netns`, or a path such as
+ * /proc/PID/ns/net); the fd keeps working from ours.
+ *
+ * script=/downscript= run like QEMU's qemu-ifup: the program with the
+ * interface name as its only argument, waited for at set-up and tear-down.
+ * Unlike QEMU the default is "no": patchbay does not run /etc/qemu-ifup
+ * unasked.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <linux/virtio_net.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "netdev.h"
+#include "port.h"
+#include "seg.h"
+#include "sockaddr.h"
+
+#define VNET_HDR_LEN ((int)sizeof(struct virtio_net_hdr_v1))
+
+struct tap_port {
+	char ifname[IFNAMSIZ];
+	char downscript[256];
+	bool vnet_hdr;
+};
+
+static void tap_event(struct pb *pb, struct port *p, uint32_t events)
+{
+	struct tap_port *tp = p->priv;
+	size_t hl = tp->vnet_hdr ? VNET_HDR_LEN : 0;
+	size_t len[RX_BATCH];
+	int n = 0;
+
+	(void)events;
+	for (; n < RX_BATCH; n++) {
+		ssize_t r = read(p->fd, pb_rx_slot(pb, (unsigned)n),
+				 FRAME_MAX_ALIGNED);
+
+		if (r < 0) {
+			if (errno == EINTR) {
+				n--;
+				continue;
+			}
+			if (errno != EAGAIN)
+				port_kill(pb, p, errno == EBADFD || errno == EIO
+							 ? "interface removed"
+							 : strerror(errno));
+			break;
+		}
+		len[n] = (size_t)r;
+	}
+	for (int i = 0; i < n; i++) {
+		const uint8_t *f = pb_rx_slot(pb, (unsigned)i);
+
+		if (hl) {
+			const struct virtio_net_hdr_v1 *h =
+				(const struct virtio_net_hdr_v1 *)f;
+
+			/* without offloads, anything but a plain header is
+			 * a frame we cannot finish */
+			if (len[i] < hl || h->gso_type != VIRTIO_NET_HDR_GSO_NONE) {
+				port_drop(pb, p, DROP_BAD_VNET_HDR);
+				continue;
+			}
+		}
+		seg_input(pb, p, f + hl, len[i] - hl);
+	}
+	seg_flush(pb);
+}
+
+static void tap_flush(struct pb *pb, struct port *p)
+{
+	struct tap_port *tp = p->priv;
+	struct virtio_net_hdr_v1 vh = { 0 };
+
+	for (uint32_t i = 0; i < p->txn; i++) {
+		struct iovec iov[2] = {
+			{ .iov_base = &vh, .iov_len = VNET_HDR_LEN },
+			{ .iov_base = (void *)p->txq[i].p,
+			  .iov_len = p->txq[i].len },
+		};
+		ssize_t r;
+
+		do
+			r = tp->vnet_hdr ? writev(p->fd, iov, 2)
+					 : write(p->fd, p->txq[i].p,
+						 p->txq[i].len);
+		while (r < 0 && errno == EINTR);
+		if (r >= 0) {
+			port_count_tx(p, i, 1);
+			continue;
+		}
+		if (errno == EBADFD) {
+			port_kill(pb, p, "interface removed");
+			break;
+		}
+		port_drop(pb, p, errno == EAGAIN ? DROP_TX_FULL : DROP_TX_ERROR);
+	}
+	p->txn = 0;
+}
+
+/* Run a qemu-ifup style script with the interface name; 0 if it exited 0. */
+static int tap_run_script(struct pb *pb, const char *script, const char *ifname)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		char *argv[] = { (char *)script, (char *)ifname, NULL };
+
+		execv(script, argv);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		log_err(&pb->log, "script %s %s failed (status %d)", script,
+			ifname, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		return -ECHILD;
+	}
+	return 0;
+}
+
+static void tap_close(struct pb *pb, struct port *p)
+{
+	struct tap_port *tp = p->priv;
+
+	if (tp->downscript[0])
+		tap_run_script(pb, tp->downscript, tp->ifname);
+}
+
+static const struct port_ops tap_port_ops = {
+	.type = "tap",
+	.event = tap_event,
+	.flush = tap_flush,
+	.close = tap_close,
+};
+
+static const struct netdev_ops tap_nd_ops = {
+	.type = "tap",
+};
+
+/* Open /dev/net/tun and attach it to ifname (created if needed). */
+static int tap_open(struct pb *pb, struct netdev *nd, char *ifname,
+		    bool vnet_hdr)
+{
+	struct ifreq ifr = { 0 };
+	int fd, hl = VNET_HDR_LEN;
+
+	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return pb__err(pb, -errno, "netdev %s: cannot open /dev/net/tun: %s",
+			       nd->id, strerror(errno));
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (vnet_hdr ? IFF_VNET_HDR : 0);
+	str_copy(ifr.ifr_name, sizeof(ifr.ifr_name), ifname);
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		int err = -errno;
+
+		close(fd);
+		return pb__err(pb, err, "netdev %s: cannot create TAP '%s': %s%s",
+			       nd->id, ifname, strerror(-err),
+			       err == -EPERM ? " (needs CAP_NET_ADMIN)" : "");
+	}
+	str_copy(ifname, IFNAMSIZ, ifr.ifr_name);
+	if (vnet_hdr && (ioctl(fd, TUNSETVNETHDRSZ, &hl) < 0 ||
+			 ioctl(fd, TUNSETOFFLOAD, 0) < 0)) {
+		int err = -errno;
+
+		close(fd);
+		return pb__err(pb, err, "netdev %s: vnet_hdr: %s", nd->id,
+			       strerror(-err));
+	}
+	return fd;
+}
+
+/* tap_open() inside the network namespace at path, then back. */
+static int tap_open_in(struct pb *pb, struct netdev *nd, const char *netns,
+		       char *ifname, bool vnet_hdr)
+{
+	char path[256];
+	int self, target, fd;
+
+	if (strchr(netns, '/'))
+		str_copy(path, sizeof(path), netns);
+	else
+		snprintf(path, sizeof(path), "/run/netns/%s", netns);
+	target = open(path, O_RDONLY | O_CLOEXEC);
+	if (target < 0)
+		return pb__err(pb, -errno, "netdev %s: netns %s: %s", nd->id,
+			       path, strerror(errno));
+	self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (self < 0) {
+		close(target);
+		return pb__err(pb, -errno, "netdev %s: cannot open our own netns: %s",
+			       nd->id, strerror(errno));
+	}
+	if (setns(target, CLONE_NEWNET) < 0) {
+		fd = pb__err(pb, -errno, "netdev %s: cannot enter netns %s: %s",
+			     nd->id, path, strerror(errno));
+	} else {
+		fd = tap_open(pb, nd, ifname, vnet_hdr);
+		if (setns(self, CLONE_NEWNET) < 0) {
+			/* We cannot stay in the wrong namespace. */
+			log_err(&pb->log, "cannot return to our network namespace: %s",
+				strerror(errno));
+			abort();
+		}
+	}
+	close(self);
+	close(target);
+	return fd;
+}
+
+static const char *const tap_keys[] = {
+	"type", "id", "segment", "ifname", "fd", "script", "downscript",
+	"vnet_hdr", "netns", NULL,
+};
+
+static int tap_create(struct pb *pb, struct netdev *nd, const struct opts *o)
+{
+	const char *ifname_o = opts_get(o, "ifname");
+	const char *fd_s = opts_get(o, "fd");
+	const char *script = opts_get(o, "script");
+	const char *downscript = opts_get(o, "downscript");
+	const char *netns = opts_get(o, "netns");
+	char ifname[IFNAMSIZ] = "";
+	struct tap_port *tp;
+	struct port *p;
+	bool vnet_hdr;
+	int fd, rc;
+
+	rc = opts_get_bool(o, "vnet_hdr", false, &vnet_hdr, pb->errmsg,
+			   sizeof(pb->errmsg));
+	if (rc)
+		return rc;
+	if (script && !strcmp(script, "no"))
+		script = NULL;
+	if (downscript && !strcmp(downscript, "no"))
+		downscript = NULL;
+	if ((script && strlen(script) >= 256) ||
+	    (downscript && strlen(downscript) >= 256))
+		return pb__err(pb, -EINVAL, "%s: script path too long", o->what);
+	if (ifname_o && (strlen(ifname_o) >= IFNAMSIZ || !*ifname_o))
+		return pb__err(pb, -EINVAL, "%s: 'ifname' must be 1-%d characters",
+			       o->what, IFNAMSIZ - 1);
+	if (fd_s && (ifname_o || netns || script))
+		return pb__err(pb, -EINVAL, "%s: 'fd' excludes ifname, netns and script",
+			       o->what);
+	if (fd_s) {
+		struct ifreq ifr = { 0 };
+
+		fd = saddr_fd(fd_s, pb->errmsg, sizeof(pb->errmsg));
+		if (fd < 0)
+			return pb__err(pb, fd, "%s: fd: %s", o->what, pb->errmsg);
+		if (ioctl(fd, TUNGETIFF, &ifr) < 0 || !(ifr.ifr_flags & IFF_TAP))
+			return pb__err(pb, -EINVAL, "%s: fd %d is not a TAP device",
+				       o->what, fd);
+		if (!!(ifr.ifr_flags & IFF_VNET_HDR) != vnet_hdr)
+			return pb__err(pb, -EINVAL, "%s: fd %d has vnet_hdr %s, but vnet_hdr=%s was given",
+				       o->what, fd,
+				       ifr.ifr_flags & IFF_VNET_HDR ? "on" : "off",
+				       vnet_hdr ? "on" : "off");
+		str_copy(ifname, sizeof(ifname), ifr.ifr_name);
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+	} else {
+		str_copy(ifname, sizeof(ifname), ifname_o ? ifname_o : "pb%d");
+		fd = netns ? tap_open_in(pb, nd, netns, ifname, vnet_hdr)
+			   : tap_open(pb, nd, ifname, vnet_hdr);
+		if (fd < 0)
+			return fd;
+	}
+	if (script && (rc = tap_run_script(pb, script, ifname)) < 0) {
+		close(fd);
+		return pb__err(pb, rc, "%s: script %s failed", o->what, script);
+	}
+	tp = calloc(1, sizeof(*tp));
+	if (!tp) {
+		close(fd);
+		return pb__err(pb, -ENOMEM, "out of memory");
+	}
+	str_copy(tp->ifname, sizeof(tp->ifname), ifname);
+	if (downscript)
+		str_copy(tp->downscript, sizeof(tp->downscript), downscript);
+	tp->vnet_hdr = vnet_hdr;
+	nd->ops = &tap_nd_ops;
+	p = port_new(pb, (int)netdev_index(pb, nd), nd->seg, &tap_port_ops, fd,
+		     tp);
+	if (!p) {
+		free(tp);
+		close(fd);
+		return pb__err(pb, -ENOSPC, "netdev %s: too many ports", nd->id);
+	}
+	snprintf(p->peer, sizeof(p->peer), "%s%s%s", ifname,
+		 netns ? " in netns " : "", netns ? netns : "");
+	return 0;
+}
+
+const struct backend backend_tap = {
+	.type = "tap",
+	.keys = tap_keys,
+	.create = tap_create,
+};
