@@ -28,6 +28,8 @@ enum ref_kind {
 	REF_TIMERFD,
 	REF_PORT,	/* idx: port slot */
 	REF_NETDEV,	/* idx: netdev slot (listeners, connecting sockets) */
+	REF_FLOW,	/* idx: flow slot; gen: router netdev << 16 | flow gen */
+	REF_HOSTFWD,	/* idx: forward slot; gen: router netdev */
 	REF_KIND_MAX,
 };
 

@@ -7,6 +7,7 @@
 #include "capture.h"
 #include "netdev.h"
 #include "port.h"
+#include "router_api.h"
 #include "seg.h"
 
 static const struct backend *const backends[] = {
@@ -14,6 +15,7 @@ static const struct backend *const backends[] = {
 	&backend_socket,
 	&backend_dgram,
 	&backend_tap,
+	&backend_user,
 };
 
 int netdev_find(const struct pb *pb, const char *id)
@@ -101,17 +103,22 @@ int netdev_add(struct pb *pb, const char *spec)
 	if (ret)
 		goto out;
 	type = opts_get(o, "type");
+	if (!type) {
+		ret = pb__err(pb, -EINVAL,
+			      "netdev: the type must come first (stream, socket, dgram, tap, user)");
+		goto out;
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(backends); i++)
 		if (!strcmp(backends[i]->type, type))
 			be = backends[i];
 	if (!be) {
 		ret = pb__err(pb, -EINVAL,
-			      "netdev: unknown type '%s' (accepted: stream, socket, dgram, tap)",
+			      "netdev: unknown type '%s' (accepted: stream, socket, dgram, tap, user)",
 			      type);
 		goto out;
 	}
 	snprintf(what, sizeof(what), "netdev %s", be->type);
-	ret = opts_check(o, what, be->keys, NULL, err, errlen);
+	ret = opts_check(o, what, be->keys, be->repeatable, err, errlen);
 	if (ret)
 		goto out;
 	id = opts_get(o, "id");

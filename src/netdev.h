@@ -19,6 +19,7 @@
 struct backend {
 	const char *type;
 	const char *const *keys;	/* accepted keys, NULL-terminated */
+	const char *const *repeatable;	/* keys that may repeat, or NULL */
 	int (*create)(struct pb *pb, struct netdev *nd, const struct opts *o);
 };
 

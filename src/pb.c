@@ -12,6 +12,7 @@
 #include "capture.h"
 #include "netdev.h"
 #include "port.h"
+#include "router_api.h"
 #include "seg.h"
 
 #define DEFAULT_MAX_PORTS 1024
@@ -165,6 +166,12 @@ int pb_dispatch(pb_t *pb)
 				nd->ops->event(pb, nd, ev[i].events);
 			break;
 		}
+		case REF_FLOW:
+			router_flow_event(pb, r.idx, r.gen, ev[i].events);
+			break;
+		case REF_HOSTFWD:
+			router_hostfwd_event(pb, r.idx, r.gen, ev[i].events);
+			break;
 		default:
 			break;
 		}
@@ -441,7 +448,9 @@ int pb_stats_json(pb_t *pb, int fd)
 			fprintf(f, "%s\"%s\":%llu", d ? "," : "",
 				drop_reason_names[d],
 				(unsigned long long)p->drops[d]);
-		fputs("}}", f);
+		fputc('}', f);
+		router_stats_json(pb, (uint32_t)p->netdev, f);
+		fputc('}', f);
 		sep = ",";
 	}
 	fputs("],\"captures\":[", f);

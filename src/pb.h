@@ -36,6 +36,7 @@
 #define RX_SLOT (FRAME_MAX_ALIGNED + 64)
 #define FRAME_MAX_ALIGNED 65552
 #define MAX_CAPTURES 32
+#define MAX_ROUTERS 16
 
 /* Why a frame was dropped; names are what users see in counters. */
 enum drop_reason {
@@ -175,6 +176,11 @@ struct pb {
 	uint32_t ndirty;
 	bool in_round;
 	bool reap;		/* some port is dead */
+	uint32_t flush_depth;	/* seg_flush() nesting */
+
+	/* routers (netdev slots), told when a round's frames are out */
+	uint32_t routers[MAX_ROUTERS];
+	uint32_t nrouters;
 
 	/* pb_port_send() called from inside a round (an rx callback) */
 	uint8_t *defbuf;	/* 2 * DEFERRED_MAX * FRAME_MAX_ALIGNED */

@@ -6,6 +6,7 @@
 #include "capture.h"
 #include "pkt.h"
 #include "port.h"
+#include "router_api.h"
 #include "seg.h"
 
 #define FDB_DEFAULT_SIZE 4096
@@ -47,6 +48,8 @@ int seg_add(struct pb *pb, const char *spec)
 		return err;
 	err = opts_get_enum(&o, "type", types, NULL, &type, pb->errmsg,
 			    sizeof(pb->errmsg));
+	if (!err && !type)
+		return pb__err(pb, -EINVAL, "segment: the type must come first (switch or hub)");
 	if (err)
 		return pb__err(pb, err, "segment: type must be switch or hub, not '%s'",
 			       opts_get(&o, "type"));
@@ -245,6 +248,7 @@ void seg_flush(struct pb *pb)
 	bool was_in_round = pb->in_round;
 
 	pb->in_round = true;
+	pb->flush_depth++;
 	seg_flush_dirty(pb);
 	for (int pass = 0; pass < DEFERRED_PASSES && pb->ndef; pass++) {
 		struct deferred def[DEFERRED_MAX];
@@ -272,4 +276,6 @@ void seg_flush(struct pb *pb)
 	}
 	pb->ndef = 0;
 	pb->in_round = was_in_round;
+	if (--pb->flush_depth == 0)
+		router_round_end(pb);
 }

@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: MIT
+/* flow.c: fixed-capacity flow table with index handles. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flow.h"
+
+int flow_table_init(struct flow_table *t, uint32_t cap)
+{
+	uint32_t nb = 16;
+
+	memset(t, 0, sizeof(*t));
+	if (cap == 0 || cap > (1u << 22))
+		return -EINVAL;
+	while (nb < cap)
+		nb <<= 1;
+	t->f = calloc(cap, sizeof(*t->f));
+	t->bucket = malloc(nb * sizeof(*t->bucket));
+	if (!t->f || !t->bucket) {
+		flow_table_fini(t);
+		return -ENOMEM;
+	}
+	memset(t->bucket, 0xff, nb * sizeof(*t->bucket));
+	t->mask = nb - 1;
+	t->cap = cap;
+	/* free list in ascending order, so low slots are used first */
+	for (uint32_t i = 0; i < cap; i++) {
+		t->f[i].hnext = i + 1 < cap ? i + 1 : FLOW_NONE;
+		t->f[i].fd = -1;
+	}
+	t->free_head = 0;
+	return 0;
+}
+
+void flow_table_fini(struct flow_table *t)
+{
+	free(t->f);
+	free(t->bucket);
+	t->f = NULL;
+	t->bucket = NULL;
+}
+
+static uint32_t flow_hash(const struct flow_key *k)
+{
+	/* Mix the fields with odd multipliers; the guest controls them, but
+	 * chains only cost time, and the table size caps them. */
+	uint64_t h = (uint64_t)k->gip * 0x9e3779b97f4a7c15ull;
+
+	h ^= (uint64_t)k->rip * 0xc2b2ae3d27d4eb4full;
+	h ^= ((uint64_t)k->gport << 24 | (uint64_t)k->rport << 8 | k->proto) *
+	     0x165667b19e3779f9ull;
+	return (uint32_t)(h ^ (h >> 29) ^ (h >> 47));
+}
+
+static bool key_eq(const struct flow_key *a, const struct flow_key *b)
+{
+	return a->gip == b->gip && a->rip == b->rip && a->gport == b->gport &&
+	       a->rport == b->rport && a->proto == b->proto;
+}
+
+struct flow *flow_lookup(const struct flow_table *t, const struct flow_key *k)
+{
+	for (uint32_t i = t->bucket[flow_hash(k) & t->mask]; i != FLOW_NONE;
+	     i = t->f[i].hnext)
+		if (key_eq(&t->f[i].k, k))
+			return &t->f[i];
+	return NULL;
+}
+
+struct flow *flow_alloc(struct flow_table *t, const struct flow_key *k)
+{
+	uint32_t i = t->free_head, b;
+	struct flow *f;
+	uint16_t gen;
+
+	if (i == FLOW_NONE)
+		return NULL;
+	f = &t->f[i];
+	t->free_head = f->hnext;
+	gen = (uint16_t)(f->gen + 1);
+	memset(f, 0, sizeof(*f));
+	f->gen = gen;
+	f->used = true;
+	f->k = *k;
+	f->fd = -1;
+	f->hostfwd = -1;
+	b = flow_hash(k) & t->mask;
+	f->hnext = t->bucket[b];
+	t->bucket[b] = i;
+	t->count++;
+	if (i + 1 > t->high)
+		t->high = i + 1;
+	return f;
+}
+
+void flow_free(struct flow_table *t, struct flow *f)
+{
+	uint32_t i = flow_index(t, f);
+	uint32_t *pp = &t->bucket[flow_hash(&f->k) & t->mask];
+
+	while (*pp != FLOW_NONE && *pp != i)
+		pp = &t->f[*pp].hnext;
+	if (*pp == i)
+		*pp = f->hnext;
+	f->used = false;
+	f->fd = -1;
+	f->hnext = t->free_head;
+	t->free_head = i;
+	t->count--;
+	while (t->high && !t->f[t->high - 1].used)
+		t->high--;
+}

@@ -1,0 +1,886 @@
+// SPDX-License-Identifier: MIT
+/* router.c: the user-mode network stack as a port: addressing, ARP, IPv4
+ * input and output, the housekeeping timer, -netdev user options. */
+
+/*
+ * Theory of operation.
+ *
+ * The router is a port on a segment, like a VM's NIC.  Frames the segment
+ * delivers to it (its "flush") are parsed here: ARP requests for the
+ * router's addresses are answered; IPv4 packets addressed to the router's
+ * MAC are validated (header, length, checksum, TTL), reassembled if they
+ * are fragments, and handed to the TCP, UDP or ICMP translator, which map
+ * them onto host sockets (see DESIGN.md: translation, not a second TCP/IP
+ * stack).  Frames the router produces are built in an arena of output
+ * slots and injected into the segment with seg_input(); the arena is reset
+ * once the round's frames are out (router_round_end()).  Inside a flush the
+ * injected frames ride along in the same round; from host socket events or
+ * the timer, router_flush() ends the round.
+ *
+ * The router knows guests by the ARP and IP traffic they send (a bounded
+ * neighbour table, IP -> MAC); to reach a guest it has not heard from it
+ * sends an ARP request and drops the packet (TCP retransmits; a forward
+ * retries its SYN).
+ *
+ * Addresses (QEMU defaults): net 10.0.2.0/24, gateway .2 (its traffic goes
+ * to the host's 127.0.0.1 unless host-loopback=off), DNS .3, first DHCP
+ * address .15.  restrict=on: guests reach only forwards and the router's
+ * own services.
+ *
+ * Limits: flows (max-flows), neighbours (NEIGH_MAX, oldest replaced),
+ * fragments (bounded reassembler), output slots per round (ARENA_SLOTS).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "csum.h"
+#include "flow.h"
+#include "frag.h"
+#include "netdev.h"
+#include "port.h"
+#include "router.h"
+#include "router_api.h"
+#include "seg.h"
+
+#define NEIGH_PROBE 8
+#define TICK_FAST_NS (20 * NS_PER_MS)
+#define TICK_SLOW_NS (1 * NS_PER_SEC)
+#define REASM_DATAGRAMS 64
+#define REASM_BYTES (4u << 20)
+#define REASM_TIMEOUT_NS (10 * NS_PER_SEC)
+
+const char *const rdrop_names[RD_MAX] = {
+	[RD_NOT_FOR_US] = "not_for_us",
+	[RD_ARP_MALFORMED] = "arp_malformed",
+	[RD_IP_MALFORMED] = "ip_malformed",
+	[RD_IP_CSUM] = "ip_checksum",
+	[RD_IP_TTL] = "ttl_expired",
+	[RD_IP_OPTIONS] = "ip_options",
+	[RD_FRAG] = "fragment",
+	[RD_ETHERTYPE] = "ethertype",
+	[RD_L4_MALFORMED] = "l4_malformed",
+	[RD_L4_CSUM] = "l4_checksum",
+	[RD_PROTO] = "ip_protocol",
+	[RD_RESTRICTED] = "restricted",
+	[RD_NO_ROUTE] = "no_route",
+	[RD_FLOW_FULL] = "flow_table_full",
+	[RD_SOCKET] = "host_socket",
+	[RD_NO_NEIGH] = "no_neighbour",
+	[RD_ARENA] = "no_output_buffer",
+	[RD_TCP_OOW] = "tcp_out_of_window",
+	[RD_TCP_NO_FLOW] = "tcp_no_connection",
+	[RD_UDP_SEND] = "udp_send",
+	[RD_ICMP_UNSUPPORTED] = "icmp_unsupported",
+};
+static_assert(ARRAY_SIZE(rdrop_names) == RD_MAX, "a router drop lacks a name");
+
+static const uint8_t bcast_mac[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+struct router *router_get(struct pb *pb, uint32_t nd)
+{
+	struct netdev *n;
+
+	if (nd >= pb->max_netdevs)
+		return NULL;
+	n = &pb->netdevs[nd];
+	if (!n->used || !n->ops || strcmp(n->ops->type, "user"))
+		return NULL;
+	return n->priv;
+}
+
+/* ---- neighbours ---------------------------------------------------------- */
+
+static unsigned neigh_home(uint32_t ip)
+{
+	return (ntohl(ip) * 2654435761u) % NEIGH_MAX;
+}
+
+static void neigh_learn(struct router *r, uint32_t ip, const uint8_t *mac)
+{
+	unsigned h = neigh_home(ip), oldest = h;
+
+	if (!router_in_net(r, ip) || router_owns(r, ip) || ip == r->net ||
+	    (ip | r->mask) == 0xffffffffu || mac_is_multicast(mac))
+		return;
+	for (unsigned k = 0; k < NEIGH_PROBE; k++) {
+		struct neigh *n = &r->neigh[(h + k) % NEIGH_MAX];
+
+		if (n->ip == ip || !n->ip) {
+			n->ip = ip;
+			memcpy(n->mac, mac, 6);
+			n->seen = pb_now(r->pb);
+			return;
+		}
+		if (n->seen < r->neigh[oldest].seen)
+			oldest = (h + k) % NEIGH_MAX;
+	}
+	r->neigh[oldest].ip = ip;
+	memcpy(r->neigh[oldest].mac, mac, 6);
+	r->neigh[oldest].seen = pb_now(r->pb);
+}
+
+static const uint8_t *neigh_lookup(const struct router *r, uint32_t ip)
+{
+	unsigned h = neigh_home(ip);
+
+	for (unsigned k = 0; k < NEIGH_PROBE; k++) {
+		const struct neigh *n = &r->neigh[(h + k) % NEIGH_MAX];
+
+		if (n->ip == ip)
+			return n->mac;
+	}
+	return NULL;
+}
+
+/* ---- output ---------------------------------------------------------------- */
+
+uint8_t *router_alloc(struct router *r)
+{
+	if (r->arena_used == ARENA_SLOTS && r->pb->flush_depth == 0) {
+		/* not inside a round's flush: send what we have, reuse */
+		seg_flush(r->pb);
+		r->st.arena_flushes++;
+	}
+	if (r->arena_used == ARENA_SLOTS) {
+		rdrop(r, RD_ARENA);
+		return NULL;
+	}
+	return r->arena + (size_t)r->arena_used++ * r->slot_size;
+}
+
+void router_flush(struct router *r)
+{
+	if (r->pb->flush_depth == 0)
+		seg_flush(r->pb);
+}
+
+void router_round_end(struct pb *pb)
+{
+	for (uint32_t i = 0; i < pb->nrouters; i++) {
+		struct router *r = router_get(pb, pb->routers[i]);
+
+		if (r)
+			r->arena_used = 0;
+	}
+}
+
+static void router_emit(struct router *r, uint8_t *frame, size_t len)
+{
+	r->st.frames_out++;
+	seg_input(r->pb, r->port, frame, len);
+}
+
+static void arp_request(struct router *r, uint32_t target)
+{
+	uint8_t *f = router_alloc(r);
+
+	if (!f)
+		return;
+	memcpy(f, bcast_mac, 6);
+	memcpy(f + 6, r->mac, 6);
+	f[12] = 0x08;
+	f[13] = 0x06;
+	static const uint8_t arp_hdr[8] = { 0, 1, 8, 0, 6, 4, 0, 1 };
+
+	memcpy(f + 14, arp_hdr, 8);
+	memcpy(f + 22, r->mac, 6);
+	memcpy(f + 28, &r->gw, 4);
+	memset(f + 32, 0, 6);
+	memcpy(f + 38, &target, 4);
+	router_emit(r, f, 42);
+}
+
+static void ip4_header(uint8_t *h, uint8_t tos, uint16_t total, uint16_t id,
+		       uint16_t frag, uint8_t proto, uint32_t src, uint32_t dst)
+{
+	uint16_t c;
+
+	h[0] = 0x45;
+	h[1] = tos;
+	h[2] = (uint8_t)(total >> 8);
+	h[3] = (uint8_t)total;
+	h[4] = (uint8_t)(id >> 8);
+	h[5] = (uint8_t)id;
+	h[6] = (uint8_t)(frag >> 8);
+	h[7] = (uint8_t)frag;
+	h[8] = 64;
+	h[9] = proto;
+	h[10] = h[11] = 0;
+	memcpy(h + 12, &src, 4);
+	memcpy(h + 16, &dst, 4);
+	c = csum_fold(csum_add(0, h, IP4_HDR));
+	memcpy(h + 10, &c, 2);
+}
+
+int router_send_ip4(struct router *r, uint8_t *frame, uint8_t proto,
+		    uint32_t src, uint32_t dst, size_t l4len, uint8_t tos)
+{
+	const uint8_t *mac = neigh_lookup(r, dst);
+	size_t total = IP4_HDR + l4len;
+	uint16_t id = r->ip_id++;
+
+	if (!mac) {
+		rdrop(r, RD_NO_NEIGH);
+		arp_request(r, dst);
+		return -EHOSTUNREACH;
+	}
+	memcpy(frame, mac, 6);
+	memcpy(frame + 6, r->mac, 6);
+	frame[12] = 0x08;
+	frame[13] = 0x00;
+	if (total <= r->mtu) {
+		/* TCP segments are sized to fit: let the guest's path MTU
+		 * discovery see DF, as from a real router. */
+		ip4_header(frame + ETH_HDR, tos, (uint16_t)total, id,
+			   proto == IPPROTO_TCP ? 0x4000 : 0, proto, src, dst);
+		router_emit(r, frame, ETH_HDR + total);
+		return 0;
+	}
+	/* Fragment: every fragment but the last carries a multiple of 8. */
+	size_t chunk = (size_t)(r->mtu - IP4_HDR) & ~(size_t)7;
+	const uint8_t *payload = frame + ETH_HDR + IP4_HDR;
+
+	for (size_t off = chunk; off < l4len; off += chunk) {
+		size_t n = MIN(chunk, l4len - off);
+		bool more = off + n < l4len;
+		uint8_t *f = router_alloc(r);
+
+		if (!f)
+			return -ENOBUFS;
+		memcpy(f, frame, ETH_HDR);
+		memcpy(f + ETH_HDR + IP4_HDR, payload + off, n);
+		ip4_header(f + ETH_HDR, tos, (uint16_t)(IP4_HDR + n), id,
+			   (uint16_t)((more ? 0x2000 : 0) | (off / 8)), proto,
+			   src, dst);
+		router_emit(r, f, ETH_HDR + IP4_HDR + n);
+	}
+	ip4_header(frame + ETH_HDR, tos, (uint16_t)(IP4_HDR + chunk), id,
+		   0x2000, proto, src, dst);
+	router_emit(r, frame, ETH_HDR + IP4_HDR + chunk);
+	return 0;
+}
+
+/* ---- addresses --------------------------------------------------------------- */
+
+bool router_owns(const struct router *r, uint32_t ip)
+{
+	if (ip == r->gw || ip == r->dns)
+		return true;
+	for (unsigned i = 0; i < r->nguestfwd; i++)
+		if (r->guestfwd[i].ip == ip)
+			return true;
+	return false;
+}
+
+int router_map_dst(struct router *r, uint32_t dst, uint32_t *out)
+{
+	uint32_t h = ntohl(dst);
+
+	if (r->restricted)
+		return -EACCES;
+	if (dst == r->gw) {
+		if (!r->loopback_map)
+			return -ENETUNREACH;
+		*out = htonl(INADDR_LOOPBACK);
+		return 0;
+	}
+	/* The rest of our own network is the segment, not the host; and no
+	 * guest reaches the host's loopback, broadcast, multicast or
+	 * "this network" except through the gateway mapping. */
+	if (router_in_net(r, dst) || (h >> 24) == 127 || (h >> 24) == 0 ||
+	    IN_MULTICAST(h) || h == INADDR_BROADCAST || (h >> 28) == 0xf)
+		return -ENETUNREACH;
+	*out = dst;
+	return 0;
+}
+
+uint32_t router_map_src(struct router *r, uint32_t host_addr)
+{
+	/* A client on the host's loopback appears as the gateway. */
+	if ((ntohl(host_addr) >> 24) == 127)
+		return r->gw;
+	return host_addr;
+}
+
+int router_socket(struct router *r, int type, int proto)
+{
+	int fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
+
+	if (fd < 0)
+		return -errno;
+	if (r->outbound.s_addr != htonl(INADDR_ANY)) {
+		struct sockaddr_in a = { .sin_family = AF_INET,
+					 .sin_addr = r->outbound };
+
+		if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+			int err = -errno;
+
+			close(fd);
+			return err;
+		}
+	}
+	return fd;
+}
+
+/* ---- flows ----------------------------------------------------------------------- */
+
+int router_flow_watch(struct router *r, struct flow *f, uint32_t events,
+		      bool add)
+{
+	union ref ref = ref_make(REF_FLOW, flow_index(r->flows, f),
+				 r->nd << 16 | f->gen);
+
+	return add ? loop_add(&r->pb->loop, f->fd, events, ref)
+		   : loop_mod(&r->pb->loop, f->fd, events, ref);
+}
+
+void router_flow_close(struct router *r, struct flow *f)
+{
+	if (f->fd >= 0 && !f->shared_fd) {
+		loop_del(&r->pb->loop, f->fd);
+		close(f->fd);
+	}
+	if (f->hostfwd >= 0 && r->hostfwd[f->hostfwd].conns)
+		r->hostfwd[f->hostfwd].conns--;
+	flow_free(r->flows, f);
+}
+
+void router_flow_event(struct pb *pb, uint32_t idx, uint32_t gen,
+		       uint32_t events)
+{
+	struct router *r = router_get(pb, gen >> 16);
+	struct flow *f;
+
+	if (!r || idx >= r->flows->cap)
+		return;
+	f = &r->flows->f[idx];
+	if (!f->used || f->gen != (gen & 0xffff))
+		return;
+	switch (f->k.proto) {
+	case IPPROTO_TCP:
+		tcp_flow_event(r, f, events);
+		break;
+	case IPPROTO_UDP:
+		udp_flow_event(r, f, events);
+		break;
+	case IPPROTO_ICMP:
+		icmp_flow_event(r, f, events);
+		break;
+	}
+	router_flush(r);
+}
+
+void router_kick_timer(struct router *r, uint64_t delay_ns)
+{
+	struct loop *l = &r->pb->loop;
+	uint64_t at = l->now + delay_ns;
+
+	if (!timer_armed(l, r->timer) || l->timers[r->timer].deadline > at)
+		timer_arm(l, r->timer, delay_ns);
+}
+
+static void router_tick(struct pb *pb, uint32_t nd)
+{
+	struct router *r = router_get(pb, nd);
+	uint64_t now = pb_now(pb);
+	bool fast = false;
+
+	if (!r)
+		return;
+	for (uint32_t i = 0; i < r->flows->high; i++) {
+		struct flow *f = &r->flows->f[i];
+
+		if (!f->used)
+			continue;
+		switch (f->k.proto) {
+		case IPPROTO_TCP:
+			tcp_timer(r, f, now);
+			break;
+		case IPPROTO_UDP:
+			udp_timer(r, f, now);
+			break;
+		case IPPROTO_ICMP:
+			icmp_timer(r, f, now);
+			break;
+		}
+		if (f->used && f->deadline)
+			fast = true;
+	}
+	if (now >= r->next_slow) {
+		reasm_expire(r->reasm, now);
+		r->next_slow = now + TICK_SLOW_NS;
+	}
+	tcp_send_acks(r);
+	router_flush(r);
+	if (fast)
+		router_kick_timer(r, TICK_FAST_NS);
+	else if (r->flows->count)
+		router_kick_timer(r, TICK_SLOW_NS);
+}
+
+/* ---- input ------------------------------------------------------------------------ */
+
+static void arp_input(struct router *r, const uint8_t *src_mac,
+		      struct cursor c)
+{
+	const uint8_t *a = cur_pull(&c, 28);
+	uint32_t sip, tip;
+	uint8_t *f;
+
+	if (!a || a[0] != 0 || a[1] != 1 || a[2] != 8 || a[3] != 0 ||
+	    a[4] != 6 || a[5] != 4) {
+		rdrop(r, RD_ARP_MALFORMED);
+		return;
+	}
+	memcpy(&sip, a + 14, 4);
+	memcpy(&tip, a + 24, 4);
+	(void)src_mac;
+	/* Learn the sender unless it claims one of our addresses. */
+	if (sip)
+		neigh_learn(r, sip, a + 8);
+	if (a[6] != 0 || a[7] != 1 || !router_owns(r, tip))
+		return;
+	f = router_alloc(r);
+	if (!f)
+		return;
+	memcpy(f, a + 8, 6);
+	memcpy(f + 6, r->mac, 6);
+	f[12] = 0x08;
+	f[13] = 0x06;
+	memcpy(f + 14, a, 6);
+	f[20] = 0;
+	f[21] = 2;
+	memcpy(f + 22, r->mac, 6);
+	memcpy(f + 28, &tip, 4);
+	memcpy(f + 32, a + 8, 6);
+	memcpy(f + 38, &sip, 4);
+	router_emit(r, f, 42);
+}
+
+static void ip4_input(struct router *r, const uint8_t *src_mac,
+		      const uint8_t *dst_mac, struct cursor c)
+{
+	struct cursor h = c;
+	const uint8_t *hdr = cur_peek(&c, IP4_HDR);
+	const uint8_t *whole = NULL;
+	struct ip4_view ip;
+	uint16_t total, frag;
+	size_t hlen;
+
+	if (!hdr || hdr[0] >> 4 != 4) {
+		rdrop(r, RD_IP_MALFORMED);
+		return;
+	}
+	hlen = (size_t)(hdr[0] & 0xf) * 4;
+	total = (uint16_t)(hdr[2] << 8 | hdr[3]);
+	if (hlen < IP4_HDR || total < hlen || !cur_trim(&h, total) ||
+	    !cur_peek(&h, hlen)) {
+		rdrop(r, RD_IP_MALFORMED);
+		return;
+	}
+	if (csum_fold(csum_add(0, hdr, hlen)) != 0) {
+		rdrop(r, RD_IP_CSUM);
+		return;
+	}
+	memset(&ip, 0, sizeof(ip));
+	memcpy(&ip.src, hdr + 12, 4);
+	memcpy(&ip.dst, hdr + 16, 4);
+	ip.proto = hdr[9];
+	ip.ttl = hdr[8];
+	ip.tos = hdr[1];
+	ip.hdr = hdr;
+	ip.hlen = hlen;
+	ip.len = total;
+	ip.src_mac = src_mac;
+	neigh_learn(r, ip.src, src_mac);
+	/* A guest may only speak from an address of the segment (or 0.0.0.0
+	 * for DHCP); anything else is spoofed. */
+	if (ip.src != 0 && !router_in_net(r, ip.src)) {
+		rdrop(r, RD_NO_ROUTE);
+		return;
+	}
+	if (!memcmp(dst_mac, bcast_mac, 6) || mac_is_multicast(dst_mac)) {
+		/* broadcast services (DHCP) come with their own issue */
+		rdrop(r, RD_NOT_FOR_US);
+		return;
+	}
+	frag = (uint16_t)(hdr[6] << 8 | hdr[7]);
+	if (frag & 0x3fff) {
+		size_t wlen;
+		int rc = reasm_input(r->reasm, hdr, total, pb_now(r->pb),
+				     &whole, &wlen);
+
+		if (rc < 0) {
+			rdrop(r, RD_FRAG);
+			return;
+		}
+		if (rc == 0)
+			return;
+		/* whole has the first fragment's header, fixed up */
+		hdr = whole;
+		hlen = (size_t)(hdr[0] & 0xf) * 4;
+		ip.hdr = hdr;
+		ip.hlen = hlen;
+		ip.len = wlen;
+		h = cur_init(whole, wlen);
+		router_kick_timer(r, TICK_SLOW_NS);
+	}
+	cur_pull(&h, hlen);
+	ip.l4 = h;
+	if (!router_owns(r, ip.dst) && ip.ttl <= 1) {
+		rdrop(r, RD_IP_TTL);
+		icmp_send_error(r, hdr, ip.len, 11, 0);
+		return;
+	}
+	switch (ip.proto) {
+	case IPPROTO_TCP:
+		tcp_input(r, &ip);
+		break;
+	case IPPROTO_UDP:
+		udp_input(r, &ip);
+		break;
+	case IPPROTO_ICMP:
+		icmp_input(r, &ip);
+		break;
+	default:
+		rdrop(r, RD_PROTO);
+		icmp_send_error(r, hdr, ip.len, 3, 2);
+		break;
+	}
+}
+
+static void router_input(struct router *r, const uint8_t *frame, size_t len)
+{
+	struct cursor c = cur_init(frame, len);
+	struct eth_view eth;
+
+	r->st.frames_in++;
+	if (!eth_parse(&c, &eth))
+		return;
+	if (memcmp(eth.dst, r->mac, 6) && !mac_is_multicast(eth.dst)) {
+		rdrop(r, RD_NOT_FOR_US);
+		return;
+	}
+	if (eth.type == ETH_P_ARP_)
+		arp_input(r, eth.src, c);
+	else if (eth.type == ETH_P_IP_)
+		ip4_input(r, eth.src, eth.dst, c);
+	else
+		rdrop(r, RD_ETHERTYPE);
+}
+
+/* The segment delivers frames to the router: its port "flush". */
+static void router_port_flush(struct pb *pb, struct port *p)
+{
+	struct router *r = router_get(pb, (uint32_t)p->netdev);
+
+	for (uint32_t i = 0; i < p->txn; i++)
+		router_input(r, p->txq[i].p, p->txq[i].len);
+	port_count_tx(p, 0, p->txn);
+	p->txn = 0;
+	tcp_send_acks(r);
+}
+
+static const struct port_ops router_port_ops = {
+	.type = "router",
+	.flush = router_port_flush,
+};
+
+/* ---- set-up ------------------------------------------------------------------------ */
+
+static void router_close(struct pb *pb, struct netdev *nd)
+{
+	struct router *r = nd->priv;
+
+	if (!r)
+		return;
+	fwd_stop(r);
+	if (r->flows) {
+		for (uint32_t i = 0; i < r->flows->high; i++)
+			if (r->flows->f[i].used)
+				router_flow_close(r, &r->flows->f[i]);
+		flow_table_fini(r->flows);
+		free(r->flows);
+	}
+	reasm_free(r->reasm);
+	if (r->arena)
+		munmap(r->arena, (size_t)ARENA_SLOTS * r->slot_size);
+	timer_free(&pb->loop, r->timer);
+	for (uint32_t i = 0; i < pb->nrouters; i++) {
+		if (pb->routers[i] == r->nd) {
+			pb->routers[i] = pb->routers[--pb->nrouters];
+			break;
+		}
+	}
+	/* nd->priv (r) is freed by the netdev code */
+}
+
+static const struct netdev_ops router_nd_ops = {
+	.type = "user",
+	.close = router_close,
+};
+
+void router_hostfwd_event(struct pb *pb, uint32_t idx, uint32_t gen,
+			  uint32_t events)
+{
+	struct router *r = router_get(pb, gen);
+
+	(void)events;
+	if (!r || idx >= r->nhostfwd || r->hostfwd[idx].fd < 0)
+		return;
+	if (r->hostfwd[idx].proto == FWD_UDP) {
+		udp_hostfwd_event(r, (int)idx);
+	} else {
+		for (int k = 0; k < 16; k++) {
+			struct sockaddr_in client;
+			socklen_t len = sizeof(client);
+			int fd = accept4(r->hostfwd[idx].fd,
+					 (struct sockaddr *)&client, &len,
+					 SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+			if (fd < 0)
+				break;
+			tcp_inbound(r, fd, &client, (int)idx);
+		}
+	}
+	router_flush(r);
+}
+
+/* Parse "A.B.C.D[/N]" or "A.B.C.D/M.M.M.M" (QEMU's net=). */
+static int parse_net(const char *s, uint32_t *net, uint32_t *mask)
+{
+	char buf[64];
+	char *slash;
+	struct in_addr a;
+	uint32_t m = 0xffffff00u;
+
+	if (strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, s);
+	slash = strchr(buf, '/');
+	if (slash) {
+		*slash++ = '\0';
+		if (strchr(slash, '.')) {
+			struct in_addr ma;
+
+			if (inet_pton(AF_INET, slash, &ma) != 1)
+				return -EINVAL;
+			m = ntohl(ma.s_addr);
+			if (m & (~m >> 1))
+				return -EINVAL;	/* not contiguous */
+		} else {
+			char *end;
+			long n = strtol(slash, &end, 10);
+
+			if (*end || n < 8 || n > 30)
+				return -EINVAL;
+			m = (uint32_t)(0xffffffffull << (32 - n));
+		}
+	}
+	if (inet_pton(AF_INET, buf, &a) != 1)
+		return -EINVAL;
+	if (m < 0xff000000u || (~m) < 3)
+		return -EINVAL;
+	*net = a.s_addr & htonl(m);
+	*mask = htonl(m);
+	return 0;
+}
+
+static int parse_host_in_net(struct router *r, const struct opts *o,
+			     const char *key, uint32_t def_host, uint32_t *out)
+{
+	const char *v = opts_get(o, key);
+	struct in_addr a;
+
+	if (!v) {
+		*out = r->net | htonl(def_host);
+		return 0;
+	}
+	if (inet_pton(AF_INET, v, &a) != 1 || !router_in_net(r, a.s_addr) ||
+	    a.s_addr == r->net || (a.s_addr | r->mask) == 0xffffffffu)
+		return pb__err(r->pb, -EINVAL,
+			       "%s: '%s' must be an address inside net=, not '%s'",
+			       o->what, key, v);
+	*out = a.s_addr;
+	return 0;
+}
+
+static const char *const user_keys[] = {
+	"type", "id", "segment", "net", "host", "dns", "dhcpstart",
+	"restrict", "ipv4", "hostfwd", "guestfwd", "mtu", "host-loopback",
+	"outbound-addr", "max-flows", NULL,
+};
+
+static const char *const user_repeatable[] = { "hostfwd", "guestfwd", NULL };
+
+static int user_create(struct pb *pb, struct netdev *nd, const struct opts *o)
+{
+	char *err = pb->errmsg;
+	size_t errlen = sizeof(pb->errmsg);
+	struct router *r;
+	uint64_t mtu, maxflows;
+	bool ipv4, lb;
+	const char *v;
+	int rc;
+
+	if (pb->nrouters == MAX_ROUTERS)
+		return pb__err(pb, -ENOSPC, "%s: at most %d routers per instance",
+			       o->what, MAX_ROUTERS);
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return pb__err(pb, -ENOMEM, "out of memory");
+	r->pb = pb;
+	r->nd = netdev_index(pb, nd);
+	r->timer = -1;
+	nd->priv = r;
+	nd->ops = &router_nd_ops;
+
+	if ((rc = opts_get_bool(o, "ipv4", true, &ipv4, err, errlen)) ||
+	    (rc = opts_get_bool(o, "restrict", false, &r->restricted, err,
+				errlen)) ||
+	    (rc = opts_get_bool(o, "host-loopback", true, &lb, err, errlen)) ||
+	    (rc = opts_get_uint(o, "mtu", 576, ROUTER_MTU_MAX,
+				ROUTER_MTU_DEFAULT, &mtu, err, errlen)) ||
+	    (rc = opts_get_uint(o, "max-flows", 16, 1u << 22, FLOWS_DEFAULT,
+				&maxflows, err, errlen)))
+		goto fail;
+	if (!ipv4) {
+		rc = pb__err(pb, -ENOTSUP, "%s: ipv4=off needs IPv6, which is not supported yet",
+			     o->what);
+		goto fail;
+	}
+	r->loopback_map = lb;
+	r->mtu = (uint16_t)mtu;
+	v = opts_get(o, "net");
+	if (parse_net(v ? v : "10.0.2.0/24", &r->net, &r->mask)) {
+		rc = pb__err(pb, -EINVAL, "%s: 'net' must be ADDRESS[/PREFIX 8-30] or ADDRESS/MASK, not '%s'",
+			     o->what, v);
+		goto fail;
+	}
+	if ((rc = parse_host_in_net(r, o, "host", 2, &r->gw)) ||
+	    (rc = parse_host_in_net(r, o, "dns", 3, &r->dns)) ||
+	    (rc = parse_host_in_net(r, o, "dhcpstart", 15, &r->dhcp_start)))
+		goto fail;
+	if (r->gw == r->dns) {
+		rc = pb__err(pb, -EINVAL, "%s: 'host' and 'dns' must differ", o->what);
+		goto fail;
+	}
+	v = opts_get(o, "outbound-addr");
+	if (v && inet_pton(AF_INET, v, &r->outbound) != 1) {
+		rc = pb__err(pb, -EINVAL, "%s: 'outbound-addr' must be an IPv4 address, not '%s'",
+			     o->what, v);
+		goto fail;
+	}
+	r->mac[0] = 0x52;
+	r->mac[1] = 0x55;
+	memcpy(r->mac + 2, &r->gw, 4);
+	for (unsigned i = 0; i < o->n; i++) {
+		const struct opt_pair *p = &o->pair[i];
+
+		if (!strcmp(p->key, "hostfwd"))
+			rc = fwd_parse_hostfwd(r, p->val, err, errlen);
+		else if (!strcmp(p->key, "guestfwd"))
+			rc = fwd_parse_guestfwd(r, p->val, err, errlen);
+		if (rc) {
+			rc = pb__err(pb, rc, "%s: %s", o->what, err);
+			goto fail;
+		}
+	}
+	r->flows = calloc(1, sizeof(*r->flows));
+	if (!r->flows || flow_table_init(r->flows, (uint32_t)maxflows)) {
+		rc = pb__err(pb, -ENOMEM, "%s: cannot allocate %llu flows", o->what,
+			     (unsigned long long)maxflows);
+		goto fail;
+	}
+	r->reasm = reasm_new(REASM_DATAGRAMS, REASM_BYTES, REASM_TIMEOUT_NS);
+	r->slot_size = (ETH_HDR + 65535 + 63) & ~(size_t)63;
+	r->arena = mmap(NULL, (size_t)ARENA_SLOTS * r->slot_size,
+			PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (r->arena == MAP_FAILED)
+		r->arena = NULL;
+	rc = timer_new(&pb->loop, router_tick, r->nd);
+	if (!r->reasm || !r->arena || rc < 0) {
+		rc = pb__err(pb, -ENOMEM, "%s: out of memory", o->what);
+		goto fail;
+	}
+	r->timer = rc;
+	rc = fwd_start(r);
+	if (rc)
+		goto fail;
+	r->port = port_new(pb, (int)r->nd, nd->seg, &router_port_ops, -1, NULL);
+	if (!r->port) {
+		rc = pb__err(pb, -ENOSPC, "%s: too many ports", o->what);
+		goto fail;
+	}
+	str_copy(r->port->peer, sizeof(r->port->peer), "user-mode router");
+	pb->routers[pb->nrouters++] = r->nd;
+	{
+		char net[16], gw[16], dns[16];
+
+		inet_ntop(AF_INET, &r->net, net, sizeof(net));
+		inet_ntop(AF_INET, &r->gw, gw, sizeof(gw));
+		inet_ntop(AF_INET, &r->dns, dns, sizeof(dns));
+		log_info(&pb->log, "netdev %s: router on %s/%d, gateway %s%s, dns %s, mtu %u%s",
+			 nd->id, net, __builtin_popcount(r->mask), gw,
+			 r->loopback_map ? " (host loopback)" : "", dns, r->mtu,
+			 r->restricted ? ", restricted" : "");
+	}
+	return 0;
+fail:
+	router_close(pb, nd);
+	free(r);
+	nd->priv = NULL;
+	nd->ops = NULL;
+	return rc;
+}
+
+const struct backend backend_user = {
+	.type = "user",
+	.keys = user_keys,
+	.repeatable = user_repeatable,
+	.create = user_create,
+};
+
+void router_stats_json(struct pb *pb, uint32_t nd, void *file)
+{
+	struct router *r = router_get(pb, nd);
+	FILE *f = file;
+
+	if (!r)
+		return;
+	fprintf(f, ",\"router\":{\"frames_in\":%llu,\"frames_out\":%llu,"
+		   "\"flows\":%u,\"flows_max\":%u,\"tcp_opened\":%llu,"
+		   "\"tcp_closed\":%llu,\"tcp_refused\":%llu,\"tcp_reset\":%llu,"
+		   "\"udp_opened\":%llu,\"udp_closed\":%llu,"
+		   "\"icmp_echo_local\":%llu,\"icmp_opened\":%llu,\"drops\":{",
+		(unsigned long long)r->st.frames_in,
+		(unsigned long long)r->st.frames_out, r->flows->count,
+		r->flows->cap, (unsigned long long)r->st.tcp_opened,
+		(unsigned long long)r->st.tcp_closed,
+		(unsigned long long)r->st.tcp_refused,
+		(unsigned long long)r->st.tcp_reset,
+		(unsigned long long)r->st.udp_opened,
+		(unsigned long long)r->st.udp_closed,
+		(unsigned long long)r->st.icmp_echo_local,
+		(unsigned long long)r->st.icmp_opened);
+	for (int i = 0; i < RD_MAX; i++)
+		fprintf(f, "%s\"%s\":%llu", i ? "," : "", rdrop_names[i],
+			(unsigned long long)r->st.drops[i]);
+	const struct reasm_stats *rs = reasm_stats(r->reasm);
+
+	fprintf(f, "},\"reassembly\":{\"fragments\":%llu,\"completed\":%llu,"
+		   "\"timeouts\":%llu,\"overlaps\":%llu,\"too_big\":%llu,"
+		   "\"full\":%llu,\"malformed\":%llu}}",
+		(unsigned long long)rs->fragments,
+		(unsigned long long)rs->completed,
+		(unsigned long long)rs->timeouts,
+		(unsigned long long)rs->overlaps,
+		(unsigned long long)rs->too_big, (unsigned long long)rs->full,
+		(unsigned long long)rs->malformed);
+}

@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: MIT */
+/* router.h: the user-mode network stack (-netdev user), shared by its
+ * modules: router.c (addresses, ARP, IPv4, emission), flow.c (the flow
+ * table), tcp.c, udp.c, icmp.c and fwd.c (hostfwd/guestfwd). */
+#ifndef PB_ROUTER_H
+#define PB_ROUTER_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pb.h"
+#include "pkt.h"
+
+#define IPPROTO_ICMP_ 1
+#define ETH_P_IP_ 0x0800
+#define ETH_P_ARP_ 0x0806
+#define ETH_HDR 14
+#define IP4_HDR 20
+#define TCP_HDR 20
+#define UDP_HDR 8
+#define ICMP_HDR 8
+
+#define ROUTER_MTU_DEFAULT 1500
+#define ROUTER_MTU_MAX 65520
+#define NEIGH_MAX 1024
+#define HOSTFWD_MAX 64
+#define GUESTFWD_MAX 32
+#define FLOWS_DEFAULT 16384
+#define ARENA_SLOTS 512
+#define ACKQ_MAX 1024
+
+/* Why the router dropped or refused something; names users see. */
+enum rdrop {
+	RD_NOT_FOR_US,		/* unicast to another MAC (switch flooding) */
+	RD_ARP_MALFORMED,
+	RD_IP_MALFORMED,	/* header, version, length */
+	RD_IP_CSUM,
+	RD_IP_TTL,		/* TTL expired (ICMP time exceeded sent) */
+	RD_IP_OPTIONS,
+	RD_FRAG,		/* fragment dropped by the reassembler */
+	RD_ETHERTYPE,		/* not IPv4/ARP */
+	RD_L4_MALFORMED,
+	RD_L4_CSUM,
+	RD_PROTO,		/* IP protocol we do not translate */
+	RD_RESTRICTED,		/* restrict=on */
+	RD_NO_ROUTE,		/* destination not allowed (martian) */
+	RD_FLOW_FULL,		/* flow table full: refused */
+	RD_SOCKET,		/* host socket could not be made (EMFILE...) */
+	RD_NO_NEIGH,		/* guest MAC unknown, ARP sent */
+	RD_ARENA,		/* no output buffer this round */
+	RD_TCP_OOW,		/* TCP segment outside the window */
+	RD_TCP_NO_FLOW,		/* TCP segment for no connection (RST sent) */
+	RD_UDP_SEND,		/* host refused a datagram */
+	RD_ICMP_UNSUPPORTED,
+	RD_MAX,
+};
+
+extern const char *const rdrop_names[RD_MAX];
+
+struct neigh {
+	uint32_t ip;		/* network order; 0 = free */
+	uint8_t mac[6];
+	uint64_t seen;
+};
+
+enum fwd_proto { FWD_TCP, FWD_UDP };
+
+struct hostfwd {
+	enum fwd_proto proto;
+	struct sockaddr_in host;	/* where we listen */
+	uint32_t guest_ip;		/* network order */
+	uint16_t guest_port;		/* host order */
+	int fd;
+	uint32_t conns;
+};
+
+enum guestfwd_kind { GFWD_CMD, GFWD_INET, GFWD_UNIX };
+
+struct guestfwd {
+	uint32_t ip;		/* network order: address the guest connects to */
+	uint16_t port;		/* host order */
+	enum guestfwd_kind kind;
+	char target[256];	/* command, or unix path */
+	struct sockaddr_in inet;
+};
+
+struct router_stats {
+	uint64_t drops[RD_MAX];
+	uint64_t frames_in, frames_out;
+	uint64_t tcp_opened, tcp_closed, tcp_refused, tcp_reset;
+	uint64_t udp_opened, udp_closed, icmp_echo_local, icmp_opened;
+	uint64_t arena_flushes;
+};
+
+struct flow_table;
+struct reasm;
+
+struct router {
+	struct pb *pb;
+	uint32_t nd;		/* netdev slot */
+	struct port *port;
+
+	/* addressing (network byte order) */
+	uint32_t net, mask, gw, dns, dhcp_start;
+	uint8_t mac[6];
+	uint16_t mtu;
+	bool restricted;
+	bool loopback_map;	/* gateway address -> host 127.0.0.1 */
+	struct in_addr outbound; /* bind address for outbound sockets */
+
+	struct neigh neigh[NEIGH_MAX];
+
+	struct hostfwd hostfwd[HOSTFWD_MAX];
+	unsigned nhostfwd;
+	struct guestfwd guestfwd[GUESTFWD_MAX];
+	unsigned nguestfwd;
+
+	struct flow_table *flows;
+	struct reasm *reasm;
+
+	/* frames we build in one round: slots of slot_size bytes */
+	uint8_t *arena;
+	size_t slot_size;
+	unsigned arena_used;
+
+	int timer;		/* housekeeping tick */
+	uint64_t next_slow;	/* next idle/ageing sweep */
+	uint16_t ip_id;
+
+	/* flows owing the guest an ACK at the end of this batch */
+	uint32_t ackq[ACKQ_MAX];
+	unsigned nack;
+
+	struct router_stats st;
+	struct ratelimit rl;
+};
+
+/* ---- router.c ---- */
+
+/* The router of netdev slot nd (NULL if that netdev is not a router). */
+struct router *router_get(struct pb *pb, uint32_t nd);
+
+/* An output frame buffer of r->slot_size bytes, valid until the end of the
+ * current round; NULL if none is left (counted). */
+uint8_t *router_alloc(struct router *r);
+
+/*
+ * Send an IPv4 packet to a guest: frame is a router_alloc() buffer whose
+ * L4 header and payload (l4len bytes) start at ETH_HDR + IP4_HDR.  Fills the
+ * IPv4 and Ethernet headers; fragments to the MTU if needed.  Returns 0 or
+ * a negative code (guest MAC unknown: an ARP request is sent instead).
+ */
+int router_send_ip4(struct router *r, uint8_t *frame, uint8_t proto,
+		    uint32_t src, uint32_t dst, size_t l4len, uint8_t tos);
+
+/*
+ * Map a destination the guest asked for to the host address to use:
+ * returns 0 and fills *out (network order), or a negative code if the
+ * destination is refused (restrict, martian).
+ */
+int router_map_dst(struct router *r, uint32_t dst, uint32_t *out);
+/* The reverse: the address a host peer appears as to the guest. */
+uint32_t router_map_src(struct router *r, uint32_t host_addr);
+
+static inline void rdrop(struct router *r, enum rdrop why)
+{
+	r->st.drops[why]++;
+}
+
+/* Flush what was built so far if we are not inside a round's flush. */
+void router_flush(struct router *r);
+
+/* Arm the housekeeping timer to fire within delay_ns at the latest. */
+void router_kick_timer(struct router *r, uint64_t delay_ns);
+
+/* Build an ICMP error (type, code) about the IPv4 packet orig (its header
+ * and at least 8 bytes) back to its sender. */
+void icmp_send_error(struct router *r, const uint8_t *orig, size_t len,
+		     uint8_t type, uint8_t code);
+
+#endif
+
+/* ---- shared by the protocol modules ---- */
+
+struct flow;
+
+/* A validated IPv4 packet from a guest. */
+struct ip4_view {
+	uint32_t src, dst;	/* network order */
+	uint8_t proto, ttl, tos;
+	const uint8_t *hdr;	/* IP header start (for ICMP errors) */
+	size_t hlen;		/* header length */
+	size_t len;		/* total length (header + payload) */
+	const uint8_t *src_mac;
+	struct cursor l4;	/* payload */
+};
+
+void tcp_input(struct router *r, const struct ip4_view *ip);
+void tcp_flow_event(struct router *r, struct flow *f, uint32_t events);
+/* Housekeeping; returns the flow's next deadline (0: none). */
+void tcp_timer(struct router *r, struct flow *f, uint64_t now);
+/* End of a batch of guest frames: send the ACKs owed. */
+void tcp_send_acks(struct router *r);
+/* A host client connected to TCP forward h. */
+void tcp_inbound(struct router *r, int fd, const struct sockaddr_in *client,
+		 int hidx);
+
+void udp_input(struct router *r, const struct ip4_view *ip);
+void udp_flow_event(struct router *r, struct flow *f, uint32_t events);
+void udp_hostfwd_event(struct router *r, int hidx);
+void udp_timer(struct router *r, struct flow *f, uint64_t now);
+
+void icmp_input(struct router *r, const struct ip4_view *ip);
+/* An ICMP error about flow f's guest packet whose first 8 transport bytes
+ * were l4 (ports are filled in from the flow). */
+void icmp_send_error_flow(struct router *r, const struct flow *f,
+			  const uint8_t *l4, uint8_t type, uint8_t code);
+void icmp_flow_event(struct router *r, struct flow *f, uint32_t events);
+void icmp_timer(struct router *r, struct flow *f, uint64_t now);
+
+/* Register f's fd for events (or change them). */
+int router_flow_watch(struct router *r, struct flow *f, uint32_t events,
+		      bool add);
+/* Close f's host socket (unless shared) and free the slot. */
+void router_flow_close(struct router *r, struct flow *f);
+/* Make a host socket of type for an outbound flow (bound to outbound=). */
+int router_socket(struct router *r, int type, int proto);
+
+/* Does the router answer for this address (gateway, DNS, guestfwd)? */
+bool router_owns(const struct router *r, uint32_t ip);
+static inline bool router_in_net(const struct router *r, uint32_t ip)
+{
+	return (ip & r->mask) == r->net;
+}
+
+/* Forwards (fwd.c). */
+int fwd_parse_hostfwd(struct router *r, const char *s, char *err,
+		      size_t errlen);
+int fwd_parse_guestfwd(struct router *r, const char *s, char *err,
+		       size_t errlen);
+int fwd_start(struct router *r);
+void fwd_stop(struct router *r);
+/* The guestfwd entry for (ip, port), or NULL. */
+const struct guestfwd *fwd_guest_match(const struct router *r, uint32_t ip,
+				       uint16_t port);
+/* Connect a guestfwd target: a connected (or connecting) stream fd. */
+int fwd_guest_connect(struct router *r, const struct guestfwd *g,
+		      bool *connected);

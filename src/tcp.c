@@ -1,0 +1,954 @@
+// SPDX-License-Identifier: MIT
+/* tcp.c: TCP connections of guests translated onto host TCP sockets. */
+
+/*
+ * Theory of operation (DESIGN.md, "translation, not a TCP/IP stack").
+ *
+ * The guest runs a real TCP; the host kernel runs another on the host
+ * socket.  We keep only what is needed to join them: sequence numbers on
+ * the guest side, and no data buffers at all.
+ *
+ * Opening: a guest SYN starts a non-blocking connect(); the SYN-ACK goes to
+ * the guest only when the host connection is up (refused: RST; unreachable:
+ * ICMP).  A forwarded connection (hostfwd) is the mirror image: accept(),
+ * then a SYN to the guest, retried until it answers.
+ *
+ * Guest -> host: in-order payload is written to the socket with send(); the
+ * guest is ACKed only for bytes the socket accepted, and our advertised
+ * window is the free space of the socket's send buffer, so a well-behaved
+ * guest never sends what we cannot take.  Out-of-order segments are dropped
+ * with a duplicate ACK: the guest's own retransmission repairs the gap.
+ *
+ * Host -> guest: data stays in the socket's receive queue until the guest
+ * ACKs it.  We read it with MSG_PEEK straight into output frames, using the
+ * socket's peek offset (SO_PEEK_OFF) to skip what is already in flight; an
+ * ACK discards the acknowledged bytes from the queue; a retransmission
+ * timeout (or three duplicate ACKs) rewinds the offset and sends again from
+ * the first unacknowledged byte (go-back-N; losses on a virtual segment are
+ * rare).  The guest's window, scaled, limits what is in flight.
+ *
+ * Closing: a guest FIN becomes shutdown(SHUT_WR) once all its data was
+ * written; end of file on the host socket becomes our FIN after the data
+ * before it.  When both directions are closed and our FIN is acknowledged,
+ * the socket is closed and the flow lingers briefly to answer a
+ * retransmitted FIN.  A guest RST aborts the host connection (SO_LINGER 0,
+ * so the host peer sees a reset too); a host error becomes an RST to the
+ * guest.
+ *
+ * ACKs are batched: segments of one batch of guest frames only mark the
+ * flow, and one ACK per flow goes out at the end of the batch.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "csum.h"
+#include "flow.h"
+#include "router.h"
+
+#define TH_FIN 0x01
+#define TH_SYN 0x02
+#define TH_RST 0x04
+#define TH_PSH 0x08
+#define TH_ACK 0x10
+
+#define OPT_EOL 0
+#define OPT_NOP 1
+#define OPT_MSS 2
+#define OPT_WS 3
+
+#define RTO_MIN_MS 200
+#define RTO_MAX_MS 10000
+#define SYN_RTO_MS 1000
+#define MAX_RETRIES 12
+#define SYN_RETRIES 6
+#define LINGER_NS (2 * NS_PER_SEC)
+#define OUR_WSCALE 7
+#define PUSH_SEGS 32		/* segments per peek */
+#define NOPEEK_MAX 65536	/* in flight without SO_PEEK_OFF */
+#define DEFAULT_MSS 536		/* RFC 9293 3.7.1 when no option */
+
+static bool seq_lt(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b) < 0;
+}
+
+struct tcp_seg {
+	uint16_t sport, dport, wnd;
+	uint32_t seq, ack;
+	uint8_t flags;
+	uint16_t mss;		/* 0: no option */
+	int ws;			/* -1: no option */
+	struct cursor payload;
+};
+
+/* ---- output ----------------------------------------------------------------------- */
+
+/* The window we offer the guest: free room in the host socket's send
+ * buffer, never moving the right edge back (RFC 9293 3.8.6). */
+static uint32_t tcp_window(struct flow *f)
+{
+	struct tcp_conn *t = &f->tcp;
+	int sndbuf = 0, outq = 0;
+	socklen_t len = sizeof(sndbuf);
+	uint32_t max = t->wscale_ok ? (65535u << t->rcv_shift) : 65535u;
+	int64_t w = 65535;
+
+	if (f->fd >= 0 && !t->guest_fin &&
+	    getsockopt(f->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) == 0 &&
+	    ioctl(f->fd, SIOCOUTQ, &outq) == 0) {
+		/* The kernel charges buffer overhead against sndbuf; keep a
+		 * quarter of it for that. */
+		w = (int64_t)sndbuf - sndbuf / 4 - outq;
+		if (w < 0)
+			w = 0;
+	}
+	if (w > max)
+		w = max;
+	if (seq_lt(t->rcv_nxt + (uint32_t)w, t->rcv_adv))
+		w = (int64_t)(t->rcv_adv - t->rcv_nxt);
+	t->rcv_adv = t->rcv_nxt + (uint32_t)w;
+	return (uint32_t)w;
+}
+
+/* Fill the TCP header of frame (options, if any, are already in place
+ * after the 20 fixed bytes) and send it. */
+static void tcp_out(struct router *r, struct flow *f, uint8_t *frame,
+		    uint8_t flags, uint32_t seq, size_t optlen, size_t plen)
+{
+	struct tcp_conn *t = &f->tcp;
+	uint8_t *h = frame + ETH_HDR + IP4_HDR;
+	size_t hlen = TCP_HDR + optlen;
+	uint32_t wnd = flags & TH_SYN ? MIN(tcp_window(f), 65535u)
+				      : tcp_window(f) >> (t->wscale_ok ? t->rcv_shift : 0);
+	uint32_t ack = flags & TH_ACK ? t->rcv_nxt : 0;
+	uint16_t ck;
+
+	if (wnd > 65535)
+		wnd = 65535;
+	h[0] = (uint8_t)(f->k.rport >> 8);
+	h[1] = (uint8_t)f->k.rport;
+	h[2] = (uint8_t)(f->k.gport >> 8);
+	h[3] = (uint8_t)f->k.gport;
+	put_be32(h + 4, seq);
+	put_be32(h + 8, ack);
+	h[12] = (uint8_t)((hlen / 4) << 4);
+	h[13] = flags;
+	h[14] = (uint8_t)(wnd >> 8);
+	h[15] = (uint8_t)wnd;
+	h[16] = h[17] = h[18] = h[19] = 0;
+	ck = csum_fold(csum_add(csum_pseudo4(f->k.rip, f->k.gip, IPPROTO_TCP,
+					     (uint16_t)(hlen + plen)),
+				h, hlen + plen));
+	memcpy(h + 16, &ck, 2);
+	router_send_ip4(r, frame, IPPROTO_TCP, f->k.rip, f->k.gip, hlen + plen,
+			0);
+}
+
+/* A segment without payload (ACK, FIN, RST, SYN with options). */
+static void tcp_ctl(struct router *r, struct flow *f, uint8_t flags,
+		    uint32_t seq)
+{
+	uint8_t *frame = router_alloc(r);
+	size_t optlen = 0;
+
+	if (!frame)
+		return;
+	if (flags & TH_SYN) {
+		uint8_t *o = frame + ETH_HDR + IP4_HDR + TCP_HDR;
+		uint16_t mss = (uint16_t)(r->mtu - IP4_HDR - TCP_HDR);
+
+		o[0] = OPT_MSS;
+		o[1] = 4;
+		o[2] = (uint8_t)(mss >> 8);
+		o[3] = (uint8_t)mss;
+		optlen = 4;
+		/* In a SYN-ACK, offer scaling only if the guest did. */
+		if (f->tcp.wscale_ok || !(flags & TH_ACK)) {
+			o[4] = OPT_NOP;
+			o[5] = OPT_WS;
+			o[6] = 3;
+			o[7] = OUR_WSCALE;
+			optlen = 8;
+		}
+	}
+	f->tcp.ack_pending = false;
+	tcp_out(r, f, frame, flags, seq, optlen, 0);
+}
+
+/* RST to a segment that belongs to no connection (RFC 9293 3.10.7.1). */
+static void tcp_rst_reply(struct router *r, const struct ip4_view *ip,
+			  const struct tcp_seg *s, size_t plen)
+{
+	struct flow tmp;
+
+	if (s->flags & TH_RST)
+		return;
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.fd = -1;
+	tmp.k.gip = ip->src;
+	tmp.k.rip = ip->dst;
+	tmp.k.gport = s->sport;
+	tmp.k.rport = s->dport;
+	if (s->flags & TH_ACK) {
+		tcp_ctl(r, &tmp, TH_RST, s->ack);
+	} else {
+		tmp.tcp.rcv_nxt = s->seq + (uint32_t)plen +
+				  !!(s->flags & TH_SYN) + !!(s->flags & TH_FIN);
+		tcp_ctl(r, &tmp, TH_RST | TH_ACK, 0);
+	}
+}
+
+static void tcp_queue_ack(struct router *r, struct flow *f)
+{
+	if (f->tcp.ack_pending)
+		return;
+	if (r->nack == ACKQ_MAX) {
+		tcp_ctl(r, f, TH_ACK, f->tcp.snd_nxt);
+		return;
+	}
+	f->tcp.ack_pending = true;
+	r->ackq[r->nack++] = flow_index(r->flows, f) << 16 >> 16 |
+			     (uint32_t)f->gen << 24 >> 24 << 24;
+	/* the index alone identifies the slot; the stored generation byte
+	 * guards against a slot freed and reused within the batch */
+}
+
+void tcp_send_acks(struct router *r)
+{
+	for (unsigned i = 0; i < r->nack; i++) {
+		uint32_t idx = r->ackq[i] & 0xffffff;
+		struct flow *f;
+
+		if (idx >= r->flows->cap)
+			continue;
+		f = &r->flows->f[idx];
+		if (f->used && f->k.proto == IPPROTO_TCP && f->tcp.ack_pending &&
+		    (uint8_t)f->gen == (uint8_t)(r->ackq[i] >> 24))
+			tcp_ctl(r, f, TH_ACK, f->tcp.snd_nxt);
+	}
+	r->nack = 0;
+}
+
+/* ---- flow life cycle ------------------------------------------------------------ */
+
+static void tcp_set_deadline(struct router *r, struct flow *f, uint32_t ms)
+{
+	f->deadline = pb_now(r->pb) + (uint64_t)ms * NS_PER_MS;
+	router_kick_timer(r, (uint64_t)ms * NS_PER_MS);
+}
+
+/* Which socket events we need now; none: leave epoll (a closed socket is
+ * always "ready", and we must not spin on it). */
+static void tcp_update_events(struct router *r, struct flow *f)
+{
+	struct tcp_conn *t = &f->tcp;
+	uint32_t want = 0;
+
+	if (f->fd < 0)
+		return;
+	if (t->state == TS_CONNECTING)
+		want = EPOLLOUT;
+	if (t->state == TS_ESTABLISHED && !t->host_eof && !t->fin_sent &&
+	    seq_lt(t->snd_nxt, t->snd_una + t->snd_wnd))
+		want |= EPOLLIN;
+	if (t->want_out)
+		want |= EPOLLOUT;
+	if (want == t->events)
+		return;
+	if (!want)
+		loop_del(&r->pb->loop, f->fd);
+	else if (router_flow_watch(r, f, want, t->events == 0) < 0)
+		want = 0;
+	t->events = want;
+}
+
+static void tcp_close_fd(struct router *r, struct flow *f, bool rst)
+{
+	if (f->fd < 0)
+		return;
+	if (rst) {
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+		setsockopt(f->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
+	if (f->tcp.events)
+		loop_del(&r->pb->loop, f->fd);
+	f->tcp.events = 0;
+	close(f->fd);
+	f->fd = -1;
+}
+
+static void tcp_free(struct router *r, struct flow *f)
+{
+	tcp_close_fd(r, f, false);
+	f->tcp.ack_pending = false;
+	r->st.tcp_closed++;
+	router_flow_close(r, f);
+}
+
+/* Abort both sides: RST to the guest (if to_guest) and to the host peer. */
+static void tcp_abort(struct router *r, struct flow *f, bool to_guest,
+		      const char *why)
+{
+	log_rl(&r->pb->log, &r->rl, pb_now(r->pb), PB_LOG_DEBUG,
+	       "tcp %u -> %u: reset (%s)", f->k.gport, f->k.rport, why);
+	if (to_guest)
+		tcp_ctl(r, f, TH_RST | TH_ACK, f->tcp.snd_nxt);
+	tcp_close_fd(r, f, true);
+	r->st.tcp_reset++;
+	tcp_free(r, f);
+}
+
+static void tcp_linger(struct router *r, struct flow *f)
+{
+	tcp_close_fd(r, f, false);
+	f->tcp.state = TS_LINGER;
+	f->deadline = pb_now(r->pb) + LINGER_NS;
+	router_kick_timer(r, LINGER_NS);
+}
+
+static void tcp_sock_setup(struct flow *f)
+{
+	int one = 1, zero = 0;
+
+	f->tcp.is_tcp_sock = true;
+	setsockopt(f->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	f->tcp.peek_off =
+		setsockopt(f->fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero)) == 0;
+}
+
+/* ---- host -> guest ------------------------------------------------------------------ */
+
+/* Drop n acknowledged bytes from the socket's receive queue. */
+static int tcp_discard(struct flow *f, uint32_t n)
+{
+	static_assert(NOPEEK_MAX <= 65536, "scratch size");
+	uint8_t scratch[4096];
+
+	while (n) {
+		ssize_t k;
+
+		if (f->tcp.is_tcp_sock)
+			k = recv(f->fd, NULL, n, MSG_TRUNC | MSG_DONTWAIT);
+		else
+			k = recv(f->fd, scratch, MIN(n, sizeof(scratch)),
+				 MSG_DONTWAIT);
+		if (k <= 0)
+			return k < 0 && errno != EAGAIN ? -errno : 0;
+		n -= (uint32_t)k;
+	}
+	return 0;
+}
+
+/* Rewind to the first unacknowledged byte (retransmission). */
+static void tcp_rewind(struct flow *f)
+{
+	int zero = 0;
+
+	f->tcp.snd_nxt = f->tcp.snd_una;
+	if (f->tcp.fin_sent && !f->tcp.fin_acked)
+		f->tcp.fin_sent = false;
+	if (f->tcp.peek_off)
+		setsockopt(f->fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero));
+}
+
+/* Send the guest what its window allows from the socket's queue. */
+static void tcp_push(struct router *r, struct flow *f)
+{
+	struct tcp_conn *t = &f->tcp;
+	static uint8_t skip[NOPEEK_MAX];
+
+	while (t->state == TS_ESTABLISHED && f->fd >= 0 && !t->fin_sent) {
+		uint32_t in_flight = t->snd_nxt - t->snd_una;
+		uint32_t avail = t->snd_wnd > in_flight ? t->snd_wnd - in_flight
+							 : 0;
+		struct iovec iov[PUSH_SEGS + 1];
+		uint8_t *fr[PUSH_SEGS];
+		struct msghdr mh = { .msg_iov = iov };
+		unsigned n = 0, used, base = 0;
+		uint32_t got;
+		ssize_t k;
+
+		if (!t->peek_off) {
+			if (in_flight >= NOPEEK_MAX)
+				break;
+			avail = MIN(avail, NOPEEK_MAX - in_flight);
+			/* skip what is in flight into a scratch area */
+			iov[0].iov_base = skip;
+			iov[0].iov_len = in_flight;
+			base = 1;
+		}
+		if (!avail && !t->host_eof)
+			break;
+		for (uint32_t left = avail; n < PUSH_SEGS && left; n++) {
+			uint32_t sz = MIN(left, t->mss);
+
+			/* Out of output slots inside a round: stop quietly;
+			 * EPOLLIN brings us back once the round is out. */
+			if (r->arena_used == ARENA_SLOTS && r->pb->flush_depth)
+				break;
+			fr[n] = router_alloc(r);
+			if (!fr[n])
+				break;
+			iov[base + n].iov_base = fr[n] + ETH_HDR + IP4_HDR + TCP_HDR;
+			iov[base + n].iov_len = sz;
+			left -= sz;
+		}
+		if (avail && !n)
+			break;
+		mh.msg_iovlen = base + n;
+		if (!avail) {
+			/* zero window: only look for end of file */
+			static uint8_t one;
+
+			iov[base].iov_base = &one;
+			iov[base].iov_len = 1;
+			mh.msg_iovlen = base + 1;
+		}
+		k = recvmsg(f->fd, &mh, MSG_PEEK | MSG_DONTWAIT);
+		if (k < 0) {
+			r->arena_used -= n;
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			tcp_abort(r, f, true, "host socket error");
+			return;
+		}
+		got = (uint32_t)k - (base ? in_flight : 0);
+		if (base && (uint32_t)k < in_flight)
+			got = 0;
+		/* give back the frames the data did not reach */
+		used = 0;
+		for (uint32_t g = got; used < n && g;) {
+			g -= MIN(g, (uint32_t)iov[base + used].iov_len);
+			used++;
+		}
+		r->arena_used -= n - used;
+		if (!avail && k > 0 && got > 0) {
+			/* data waits behind a zero window: persist */
+			if (!f->deadline)
+				tcp_set_deadline(r, f, t->rto_ms);
+			break;
+		}
+		if (k == 0 || (base && (uint32_t)k == in_flight)) {
+			t->host_eof = true;
+			tcp_ctl(r, f, TH_FIN | TH_ACK, t->snd_nxt);
+			t->snd_nxt++;
+			t->fin_sent = true;
+			if (!f->deadline)
+				tcp_set_deadline(r, f, t->rto_ms);
+			break;
+		}
+		for (unsigned i = 0; i < used; i++) {
+			uint32_t sz = MIN(got, (uint32_t)iov[base + i].iov_len);
+
+			t->ack_pending = false;
+			tcp_out(r, f, fr[i],
+				TH_ACK | (i + 1 == used ? TH_PSH : 0),
+				t->snd_nxt, 0, sz);
+			t->snd_nxt += sz;
+			got -= sz;
+		}
+		if (!f->deadline)
+			tcp_set_deadline(r, f, t->rto_ms);
+		if (used < n)
+			break;	/* the queue is drained */
+	}
+}
+
+/* ---- guest input ------------------------------------------------------------------- */
+
+static bool tcp_parse(struct router *r, const struct ip4_view *ip,
+		      struct tcp_seg *s)
+{
+	struct cursor c = ip->l4, opt;
+	const uint8_t *h = cur_peek(&c, TCP_HDR);
+	size_t doff;
+
+	if (!h)
+		goto malformed;
+	doff = (size_t)(h[12] >> 4) * 4;
+	if (doff < TCP_HDR || doff > c.rem)
+		goto malformed;
+	if (csum_fold(csum_add(csum_pseudo4(ip->src, ip->dst, IPPROTO_TCP,
+					    (uint16_t)c.rem),
+			       c.p, c.rem)) != 0) {
+		rdrop(r, RD_L4_CSUM);
+		return false;
+	}
+	s->sport = (uint16_t)(h[0] << 8 | h[1]);
+	s->dport = (uint16_t)(h[2] << 8 | h[3]);
+	s->seq = get_be32(h + 4);
+	s->ack = get_be32(h + 8);
+	s->flags = h[13];
+	s->wnd = (uint16_t)(h[14] << 8 | h[15]);
+	s->mss = 0;
+	s->ws = -1;
+	opt = cur_init(h + TCP_HDR, doff - TCP_HDR);
+	cur_pull(&c, doff);
+	s->payload = c;
+	while (s->flags & TH_SYN) {
+		uint8_t kind, len;
+		const uint8_t *v;
+
+		if (!cur_u8(&opt, &kind) || kind == OPT_EOL)
+			break;
+		if (kind == OPT_NOP)
+			continue;
+		if (!cur_u8(&opt, &len) || len < 2 ||
+		    !(v = cur_pull(&opt, len - 2u)))
+			break;	/* bogus length: ignore the rest */
+		if (kind == OPT_MSS && len == 4)
+			s->mss = (uint16_t)(v[0] << 8 | v[1]);
+		else if (kind == OPT_WS && len == 3)
+			s->ws = MIN(v[0], 14);
+	}
+	return true;
+malformed:
+	rdrop(r, RD_L4_MALFORMED);
+	return false;
+}
+
+static void tcp_take_syn_options(struct router *r, struct flow *f,
+				 const struct tcp_seg *s)
+{
+	struct tcp_conn *t = &f->tcp;
+	uint16_t mss = s->mss ? s->mss : DEFAULT_MSS;
+
+	t->mss = MIN(mss, (uint16_t)(r->mtu - IP4_HDR - TCP_HDR));
+	if (t->mss < 64)
+		t->mss = 64;
+	t->wscale_ok = s->ws >= 0;
+	t->snd_shift = t->wscale_ok ? (uint8_t)s->ws : 0;
+	t->rcv_shift = t->wscale_ok ? OUR_WSCALE : 0;
+}
+
+/* A guest SYN for a new connection. */
+static void tcp_open(struct router *r, const struct ip4_view *ip,
+		     const struct tcp_seg *s, const struct flow_key *k)
+{
+	const struct guestfwd *g = fwd_guest_match(r, ip->dst, s->dport);
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons(s->dport) };
+	bool connected = false;
+	struct flow *f;
+	int fd, rc;
+
+	if (!g && router_owns(r, ip->dst) && ip->dst != r->gw) {
+		/* no TCP service on the router's other addresses yet */
+		rdrop(r, RD_NO_ROUTE);
+		tcp_rst_reply(r, ip, s, s->payload.rem);
+		return;
+	}
+	if (!g) {
+		rc = router_map_dst(r, ip->dst, &a.sin_addr.s_addr);
+		if (rc == -EACCES) {
+			rdrop(r, RD_RESTRICTED);
+			tcp_rst_reply(r, ip, s, s->payload.rem);
+			return;
+		}
+		if (rc) {
+			rdrop(r, RD_NO_ROUTE);
+			icmp_send_error(r, ip->hdr, ip->len, 3, 0);
+			return;
+		}
+	}
+	f = flow_alloc(r->flows, k);
+	if (!f) {
+		rdrop(r, RD_FLOW_FULL);
+		tcp_rst_reply(r, ip, s, s->payload.rem);
+		return;
+	}
+	if (g) {
+		fd = fwd_guest_connect(r, g, &connected);
+	} else {
+		fd = router_socket(r, SOCK_STREAM, 0);
+		if (fd >= 0) {
+			if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+				connected = true;
+			} else if (errno != EINPROGRESS) {
+				rc = -errno;
+				close(fd);
+				fd = rc;
+			}
+		}
+	}
+	if (fd < 0) {
+		flow_free(r->flows, f);
+		if (fd == -ECONNREFUSED) {
+			r->st.tcp_refused++;
+		} else {
+			rdrop(r, RD_SOCKET);
+			if (fd == -ENETUNREACH || fd == -EHOSTUNREACH) {
+				icmp_send_error(r, ip->hdr, ip->len, 3, 1);
+				return;
+			}
+		}
+		tcp_rst_reply(r, ip, s, s->payload.rem);
+		return;
+	}
+	f->fd = fd;
+	if (g)
+		f->tcp.peek_off = setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF,
+					     &(int){ 0 }, sizeof(int)) == 0;
+	else
+		tcp_sock_setup(f);
+	if (g && g->kind == GFWD_INET)
+		tcp_sock_setup(f);
+	f->tcp.rcv_nxt = s->seq + 1;
+	f->tcp.rcv_adv = f->tcp.rcv_nxt;
+	f->tcp.snd_wnd = s->wnd;
+	f->tcp.rto_ms = RTO_MIN_MS;
+	tcp_take_syn_options(r, f, s);
+	f->tcp.iss = arc4random();
+	f->tcp.snd_una = f->tcp.iss;
+	f->tcp.snd_nxt = f->tcp.iss + 1;
+	f->tcp.state = TS_CONNECTING;
+	r->st.tcp_opened++;
+	if (connected) {
+		f->tcp.state = TS_SYN_RCVD;
+		tcp_ctl(r, f, TH_SYN | TH_ACK, f->tcp.iss);
+		tcp_set_deadline(r, f, SYN_RTO_MS);
+	}
+	tcp_update_events(r, f);
+}
+
+/* Payload (and FIN) of an acceptable segment, in order. */
+static void tcp_data(struct router *r, struct flow *f,
+		     const struct tcp_seg *s)
+{
+	struct tcp_conn *t = &f->tcp;
+	struct cursor p = s->payload;
+	uint32_t seq = s->seq;
+	bool fin = s->flags & TH_FIN;
+
+	if (!p.rem && !fin)
+		return;
+	t->ack_pending = false;	/* re-queued below */
+	if (seq_lt(seq, t->rcv_nxt)) {
+		uint32_t dup = t->rcv_nxt - seq;
+
+		if (dup >= p.rem + fin) {
+			tcp_queue_ack(r, f);	/* pure retransmission */
+			return;
+		}
+		if (dup > p.rem) {
+			dup = (uint32_t)p.rem;
+		}
+		cur_pull(&p, dup);
+		seq += dup;
+	}
+	if (seq != t->rcv_nxt) {
+		rdrop(r, RD_TCP_OOW);	/* a gap: ask again */
+		tcp_queue_ack(r, f);
+		return;
+	}
+	if (p.rem && !t->guest_fin && f->fd >= 0) {
+		ssize_t n = send(f->fd, p.p, p.rem, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n < 0 && errno != EAGAIN) {
+			tcp_abort(r, f, true, "host send failed");
+			return;
+		}
+		if (n < 0)
+			n = 0;
+		t->rcv_nxt += (uint32_t)n;
+		if ((size_t)n < p.rem) {
+			t->want_out = true;
+			fin = false;
+		}
+	}
+	if (fin && !t->guest_fin) {
+		t->rcv_nxt++;
+		t->guest_fin = true;
+		if (f->fd >= 0)
+			shutdown(f->fd, SHUT_WR);
+	}
+	tcp_queue_ack(r, f);
+}
+
+void tcp_input(struct router *r, const struct ip4_view *ip)
+{
+	struct tcp_seg s;
+	struct flow_key k;
+	struct flow *f;
+	struct tcp_conn *t;
+
+	if (!tcp_parse(r, ip, &s))
+		return;
+	memset(&k, 0, sizeof(k));
+	k.proto = IPPROTO_TCP;
+	k.gip = ip->src;
+	k.rip = ip->dst;
+	k.gport = s.sport;
+	k.rport = s.dport;
+	f = flow_lookup(r->flows, &k);
+	if (!f) {
+		if ((s.flags & (TH_SYN | TH_ACK | TH_RST)) == TH_SYN) {
+			tcp_open(r, ip, &s, &k);
+			return;
+		}
+		if (!(s.flags & TH_RST))
+			rdrop(r, RD_TCP_NO_FLOW);
+		tcp_rst_reply(r, ip, &s, s.payload.rem);
+		return;
+	}
+	t = &f->tcp;
+	switch (t->state) {
+	case TS_CONNECTING:
+		if (s.flags & TH_RST)
+			tcp_free(r, f);
+		return;	/* a retransmitted SYN: still connecting */
+	case TS_LINGER:
+		if (s.flags & TH_FIN)
+			tcp_ctl(r, f, TH_ACK, t->snd_nxt);
+		return;
+	case TS_SYN_SENT:
+		if (s.flags & TH_RST) {
+			if ((s.flags & TH_ACK) && s.ack == t->iss + 1) {
+				r->st.tcp_refused++;
+				tcp_abort(r, f, false, "guest refused");
+			}
+			return;
+		}
+		if ((s.flags & (TH_SYN | TH_ACK)) != (TH_SYN | TH_ACK) ||
+		    s.ack != t->iss + 1)
+			return;
+		t->rcv_nxt = s.seq + 1;
+		t->rcv_adv = t->rcv_nxt;
+		tcp_take_syn_options(r, f, &s);
+		t->snd_una = s.ack;
+		t->snd_wnd = s.wnd;	/* not scaled in a SYN */
+		t->state = TS_ESTABLISHED;
+		t->retries = 0;
+		t->rto_ms = RTO_MIN_MS;
+		f->deadline = 0;
+		tcp_queue_ack(r, f);
+		tcp_push(r, f);
+		tcp_update_events(r, f);
+		return;
+	default:
+		break;
+	}
+	/* SYN_RCVD or ESTABLISHED */
+	if (s.flags & TH_RST) {
+		uint32_t wnd = MAX(t->rcv_adv - t->rcv_nxt, 1u);
+
+		if (s.seq - t->rcv_nxt < wnd)
+			tcp_abort(r, f, false, "guest reset");
+		else
+			tcp_queue_ack(r, f);	/* challenge ACK, RFC 5961 */
+		return;
+	}
+	if (s.flags & TH_SYN) {
+		if (t->state == TS_SYN_RCVD && s.seq + 1 == t->rcv_nxt)
+			tcp_ctl(r, f, TH_SYN | TH_ACK, t->iss);
+		else
+			tcp_queue_ack(r, f);
+		return;
+	}
+	if (!(s.flags & TH_ACK))
+		return;
+	if (t->state == TS_SYN_RCVD) {
+		if (s.ack != t->iss + 1) {
+			tcp_rst_reply(r, ip, &s, s.payload.rem);
+			return;
+		}
+		t->state = TS_ESTABLISHED;
+		t->snd_una = s.ack;
+		t->retries = 0;
+		f->deadline = 0;
+	}
+	if (seq_lt(t->snd_nxt, s.ack)) {
+		/* ACK for data we never sent */
+		rdrop(r, RD_TCP_OOW);
+		tcp_queue_ack(r, f);
+		return;
+	}
+	uint32_t new_wnd = (uint32_t)s.wnd << t->snd_shift;
+
+	if (seq_lt(t->snd_una, s.ack)) {
+		uint32_t acked = s.ack - t->snd_una;
+
+		if (t->fin_sent && s.ack == t->snd_nxt) {
+			t->fin_acked = true;
+			acked--;
+		}
+		if (acked && f->fd >= 0 && tcp_discard(f, acked) < 0) {
+			tcp_abort(r, f, true, "host socket error");
+			return;
+		}
+		t->snd_una = s.ack;
+		t->retries = 0;
+		t->dupacks = 0;
+		t->rto_ms = RTO_MIN_MS;
+		f->deadline = 0;
+		if (t->snd_nxt != t->snd_una)
+			tcp_set_deadline(r, f, t->rto_ms);
+	} else if (s.ack == t->snd_una && !s.payload.rem &&
+		   !(s.flags & TH_FIN) && t->snd_nxt != t->snd_una &&
+		   new_wnd == t->snd_wnd) {
+		if (++t->dupacks == 3) {
+			tcp_rewind(f);	/* fast retransmit */
+			t->dupacks = 0;
+		}
+	}
+	t->snd_wnd = new_wnd;
+	tcp_data(r, f, &s);
+	if (!f->used)
+		return;
+	if (t->guest_fin && t->fin_acked) {
+		tcp_linger(r, f);
+		return;
+	}
+	tcp_push(r, f);
+	if (f->used)
+		tcp_update_events(r, f);
+}
+
+/* ---- host socket events and timers ------------------------------------------------- */
+
+void tcp_flow_event(struct router *r, struct flow *f, uint32_t events)
+{
+	struct tcp_conn *t = &f->tcp;
+
+	if (t->state == TS_CONNECTING) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+
+		if (getsockopt(f->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		if (err == EINPROGRESS || (!err && !(events & EPOLLOUT)))
+			return;
+		if (err) {
+			if (err == ECONNREFUSED) {
+				r->st.tcp_refused++;
+				tcp_ctl(r, f, TH_RST | TH_ACK, 0);
+			} else {
+				uint8_t l4[8];
+
+				put_be32(l4 + 4, t->rcv_nxt - 1); /* SYN seq */
+				icmp_send_error_flow(r, f, l4, 3,
+						     err == ENETUNREACH ? 0 : 1);
+			}
+			tcp_free(r, f);
+			return;
+		}
+		t->state = TS_SYN_RCVD;
+		tcp_ctl(r, f, TH_SYN | TH_ACK, t->iss);
+		tcp_set_deadline(r, f, SYN_RTO_MS);
+		tcp_update_events(r, f);
+		return;
+	}
+	if (events & EPOLLERR) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+
+		getsockopt(f->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+		if (err) {
+			tcp_abort(r, f, true, strerror(err));
+			return;
+		}
+	}
+	if (events & EPOLLOUT && t->want_out) {
+		t->want_out = false;
+		tcp_queue_ack(r, f);	/* window update */
+	}
+	if (events & (EPOLLIN | EPOLLHUP))
+		tcp_push(r, f);
+	if (f->used) {
+		tcp_update_events(r, f);
+		tcp_send_acks(r);
+	}
+}
+
+void tcp_timer(struct router *r, struct flow *f, uint64_t now)
+{
+	struct tcp_conn *t = &f->tcp;
+
+	if (!f->deadline || now < f->deadline)
+		return;
+	f->deadline = 0;
+	switch (t->state) {
+	case TS_LINGER:
+		tcp_free(r, f);
+		return;
+	case TS_SYN_RCVD:
+	case TS_SYN_SENT:
+		if (++t->retries > SYN_RETRIES) {
+			tcp_abort(r, f, t->state == TS_SYN_RCVD,
+				  "no answer to SYN");
+			return;
+		}
+		tcp_ctl(r, f, t->state == TS_SYN_SENT ? TH_SYN
+						       : TH_SYN | TH_ACK,
+			t->iss);
+		tcp_set_deadline(r, f, SYN_RTO_MS << MIN(t->retries, 4));
+		return;
+	case TS_ESTABLISHED:
+		break;
+	default:
+		return;
+	}
+	if (t->snd_nxt == t->snd_una && t->snd_wnd) {
+		return;
+	}
+	if (++t->retries > MAX_RETRIES) {
+		tcp_abort(r, f, true, "retransmission limit");
+		return;
+	}
+	if (t->snd_wnd == 0 && t->snd_nxt == t->snd_una) {
+		/* window probe: one byte past the closed window */
+		t->snd_wnd = 1;
+		tcp_push(r, f);
+		t->snd_wnd = 0;
+	} else {
+		tcp_rewind(f);
+		tcp_push(r, f);
+	}
+	t->rto_ms = MIN(t->rto_ms * 2, (uint32_t)RTO_MAX_MS);
+	if (f->used && !f->deadline)
+		tcp_set_deadline(r, f, t->rto_ms);
+	if (f->used)
+		tcp_update_events(r, f);
+}
+
+void tcp_inbound(struct router *r, int fd, const struct sockaddr_in *client,
+		 int hidx)
+{
+	struct hostfwd *h = &r->hostfwd[hidx];
+	struct flow_key k = { .proto = IPPROTO_TCP };
+	struct flow *f;
+
+	k.gip = h->guest_ip;
+	k.gport = h->guest_port;
+	k.rip = router_map_src(r, client->sin_addr.s_addr);
+	k.rport = ntohs(client->sin_port);
+	if (flow_lookup(r->flows, &k) || !(f = flow_alloc(r->flows, &k))) {
+		rdrop(r, RD_FLOW_FULL);
+		close(fd);
+		return;
+	}
+	f->fd = fd;
+	f->hostfwd = hidx;
+	h->conns++;
+	tcp_sock_setup(f);
+	f->tcp.iss = arc4random();
+	f->tcp.snd_una = f->tcp.iss;
+	f->tcp.snd_nxt = f->tcp.iss + 1;
+	f->tcp.rto_ms = RTO_MIN_MS;
+	f->tcp.mss = (uint16_t)(r->mtu - IP4_HDR - TCP_HDR);
+	f->tcp.wscale_ok = true;	/* offered; confirmed by the SYN-ACK */
+	f->tcp.state = TS_SYN_SENT;
+	r->st.tcp_opened++;
+	tcp_ctl(r, f, TH_SYN, f->tcp.iss);
+	tcp_set_deadline(r, f, SYN_RTO_MS);
+}

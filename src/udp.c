@@ -1,0 +1,288 @@
+// SPDX-License-Identifier: MIT
+/* udp.c: UDP flows between guests and host sockets, and UDP forwards. */
+
+/*
+ * One flow per guest (address, port) and destination (address, port), each
+ * with a host socket connect()ed to the mapped destination, so the kernel
+ * filters replies for us and reports ICMP errors on it (IP_RECVERR), which
+ * become ICMP errors to the guest.  Datagrams up to 65507 bytes pass both
+ * ways: guests' fragments are reassembled before we get here, and what we
+ * send a guest is fragmented to its MTU by router_send_ip4().  The guest's
+ * TTL (less one hop) is applied to the host socket, so traceroute works.
+ *
+ * UDP forwards (hostfwd=udp:...) share their listening socket: each host
+ * client is a flow whose replies go out with sendto().  Flows end after
+ * UDP_IDLE_NS without traffic in either direction.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/errqueue.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "csum.h"
+#include "flow.h"
+#include "router.h"
+
+#define UDP_IDLE_NS (60 * NS_PER_SEC)
+#define UDP_BATCH 32
+
+/* Build the UDP header in front of payload (already at its place in a
+ * router frame) and send it to the guest. */
+static void udp_to_guest(struct router *r, uint8_t *frame, uint32_t src,
+			 uint16_t sport, uint32_t dst, uint16_t dport,
+			 size_t len)
+{
+	uint8_t *u = frame + ETH_HDR + IP4_HDR;
+	uint16_t ulen = (uint16_t)(UDP_HDR + len), ck;
+
+	u[0] = (uint8_t)(sport >> 8);
+	u[1] = (uint8_t)sport;
+	u[2] = (uint8_t)(dport >> 8);
+	u[3] = (uint8_t)dport;
+	u[4] = (uint8_t)(ulen >> 8);
+	u[5] = (uint8_t)ulen;
+	u[6] = u[7] = 0;
+	ck = csum_fold(csum_add(csum_pseudo4(src, dst, IPPROTO_UDP, ulen), u,
+				ulen));
+	if (ck == 0)
+		ck = 0xffff;
+	memcpy(u + 6, &ck, 2);
+	router_send_ip4(r, frame, IPPROTO_UDP, src, dst, ulen, 0);
+}
+
+static int udp_open(struct router *r, struct flow *f, uint32_t host,
+		    uint16_t port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons(port),
+				 .sin_addr.s_addr = host };
+	int one = 1, fd = router_socket(r, SOCK_DGRAM, 0);
+
+	if (fd < 0)
+		return fd;
+	setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof(one));
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	f->fd = fd;
+	f->ttl = 64;
+	return router_flow_watch(r, f, EPOLLIN, true);
+}
+
+void udp_input(struct router *r, const struct ip4_view *ip)
+{
+	struct cursor c = ip->l4;
+	const uint8_t *u = cur_peek(&c, UDP_HDR);
+	struct flow_key k;
+	struct flow *f;
+	uint16_t ulen, ck;
+	uint32_t host;
+	ssize_t n;
+	int rc;
+
+	if (!u) {
+		rdrop(r, RD_L4_MALFORMED);
+		return;
+	}
+	ulen = (uint16_t)(u[4] << 8 | u[5]);
+	if (ulen < UDP_HDR || !cur_trim(&c, ulen)) {
+		rdrop(r, RD_L4_MALFORMED);
+		return;
+	}
+	memcpy(&ck, u + 6, 2);
+	if (ck && csum_fold(csum_add(csum_pseudo4(ip->src, ip->dst,
+						  IPPROTO_UDP, ulen),
+				     c.p, c.rem)) != 0) {
+		rdrop(r, RD_L4_CSUM);
+		return;
+	}
+	memset(&k, 0, sizeof(k));
+	k.proto = IPPROTO_UDP;
+	k.gip = ip->src;
+	k.rip = ip->dst;
+	k.gport = (uint16_t)(u[0] << 8 | u[1]);
+	k.rport = (uint16_t)(u[2] << 8 | u[3]);
+	cur_pull(&c, UDP_HDR);
+	f = flow_lookup(r->flows, &k);
+	if (!f) {
+		/* No UDP service on the router's addresses yet (DNS, DHCP and
+		 * TFTP come with the services). */
+		if (ip->dst == r->dns ||
+		    (router_owns(r, ip->dst) && ip->dst != r->gw)) {
+			rdrop(r, RD_NO_ROUTE);
+			icmp_send_error(r, ip->hdr, ip->len, 3, 3);
+			return;
+		}
+		rc = router_map_dst(r, ip->dst, &host);
+		if (rc) {
+			rdrop(r, rc == -EACCES ? RD_RESTRICTED : RD_NO_ROUTE);
+			icmp_send_error(r, ip->hdr, ip->len, 3,
+					rc == -EACCES ? 13 : 0);
+			return;
+		}
+		f = flow_alloc(r->flows, &k);
+		if (!f) {
+			rdrop(r, RD_FLOW_FULL);
+			icmp_send_error(r, ip->hdr, ip->len, 3, 1);
+			return;
+		}
+		rc = udp_open(r, f, host, k.rport);
+		if (rc) {
+			router_flow_close(r, f);
+			rdrop(r, RD_SOCKET);
+			icmp_send_error(r, ip->hdr, ip->len, 3, 1);
+			return;
+		}
+		r->st.udp_opened++;
+		router_kick_timer(r, NS_PER_SEC);
+	}
+	f->last_active = pb_now(r->pb);
+	if (!f->shared_fd && ip->ttl > 1 && f->ttl != ip->ttl - 1) {
+		int ttl = ip->ttl - 1;
+
+		if (setsockopt(f->fd, IPPROTO_IP, IP_TTL, &ttl, sizeof(ttl)) == 0)
+			f->ttl = (uint8_t)ttl;
+	}
+	if (f->shared_fd)
+		n = sendto(f->fd, c.p, c.rem, MSG_DONTWAIT | MSG_NOSIGNAL,
+			   (struct sockaddr *)&f->peer, sizeof(f->peer));
+	else
+		n = send(f->fd, c.p, c.rem, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n < 0) {
+		rdrop(r, RD_UDP_SEND);
+		if (errno == ECONNREFUSED)
+			icmp_send_error(r, ip->hdr, ip->len, 3, 3);
+	}
+}
+
+/* Drain the error queue: each ICMP error the kernel saw about a datagram
+ * we sent becomes an ICMP error to the guest about its datagram. */
+static void udp_errors(struct router *r, struct flow *f)
+{
+	for (int k = 0; k < 8; k++) {
+		char cbuf[256];
+		uint8_t dummy[1];
+		struct iovec iov = { .iov_base = dummy, .iov_len = 1 };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+				     .msg_control = cbuf,
+				     .msg_controllen = sizeof(cbuf) };
+		struct cmsghdr *cm;
+
+		if (recvmsg(f->fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
+			return;
+		for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+			struct sock_extended_err ee;
+			uint8_t l4[8] = { 0 };
+
+			if (cm->cmsg_level != IPPROTO_IP ||
+			    cm->cmsg_type != IP_RECVERR)
+				continue;
+			memcpy(&ee, CMSG_DATA(cm), sizeof(ee));
+			if (ee.ee_origin != SO_EE_ORIGIN_ICMP)
+				continue;
+			l4[5] = UDP_HDR;	/* UDP length; no checksum */
+			icmp_send_error_flow(r, f, l4, ee.ee_type, ee.ee_code);
+		}
+	}
+}
+
+void udp_flow_event(struct router *r, struct flow *f, uint32_t events)
+{
+	struct mmsghdr msg[UDP_BATCH];
+	struct iovec iov[UDP_BATCH];
+	uint8_t *fr[UDP_BATCH];
+	int nslots = 0, n;
+
+	if (events & EPOLLERR)
+		udp_errors(r, f);
+	if (!(events & EPOLLIN))
+		return;
+	memset(msg, 0, sizeof(msg));
+	for (; nslots < UDP_BATCH; nslots++) {
+		fr[nslots] = router_alloc(r);
+		if (!fr[nslots])
+			break;
+		iov[nslots].iov_base = fr[nslots] + ETH_HDR + IP4_HDR + UDP_HDR;
+		iov[nslots].iov_len = 65535 - IP4_HDR - UDP_HDR;
+		msg[nslots].msg_hdr.msg_iov = &iov[nslots];
+		msg[nslots].msg_hdr.msg_iovlen = 1;
+	}
+	n = nslots ? recvmmsg(f->fd, msg, (unsigned)nslots, MSG_DONTWAIT, NULL)
+		   : 0;
+	if (n < 0) {
+		if (errno == ECONNREFUSED)
+			udp_errors(r, f);
+		n = 0;
+	}
+	/* Give back the slots we did not fill (they are the last ones). */
+	r->arena_used -= (unsigned)(nslots - n);
+	if (n > 0)
+		f->last_active = pb_now(r->pb);
+	for (int i = 0; i < n; i++)
+		udp_to_guest(r, fr[i], f->k.rip, f->k.rport, f->k.gip,
+			     f->k.gport, msg[i].msg_len);
+}
+
+void udp_hostfwd_event(struct router *r, int hidx)
+{
+	struct hostfwd *h = &r->hostfwd[hidx];
+
+	for (int k = 0; k < UDP_BATCH; k++) {
+		struct sockaddr_in from;
+		socklen_t flen = sizeof(from);
+		struct flow_key key;
+		struct flow *f;
+		uint8_t *fr = router_alloc(r);
+		ssize_t n;
+
+		if (!fr)
+			return;
+		n = recvfrom(h->fd, fr + ETH_HDR + IP4_HDR + UDP_HDR,
+			     65535 - IP4_HDR - UDP_HDR, MSG_DONTWAIT,
+			     (struct sockaddr *)&from, &flen);
+		if (n < 0 || from.sin_family != AF_INET) {
+			r->arena_used--;
+			return;
+		}
+		memset(&key, 0, sizeof(key));
+		key.proto = IPPROTO_UDP;
+		key.gip = h->guest_ip;
+		key.gport = h->guest_port;
+		key.rip = router_map_src(r, from.sin_addr.s_addr);
+		key.rport = ntohs(from.sin_port);
+		f = flow_lookup(r->flows, &key);
+		if (!f) {
+			f = flow_alloc(r->flows, &key);
+			if (!f) {
+				r->arena_used--;
+				rdrop(r, RD_FLOW_FULL);
+				continue;
+			}
+			f->fd = h->fd;
+			f->shared_fd = true;
+			f->peer = from;
+			f->hostfwd = hidx;
+			h->conns++;
+			r->st.udp_opened++;
+			router_kick_timer(r, NS_PER_SEC);
+		}
+		f->last_active = pb_now(r->pb);
+		udp_to_guest(r, fr, key.rip, key.rport, key.gip, key.gport,
+			     (size_t)n);
+	}
+}
+
+void udp_timer(struct router *r, struct flow *f, uint64_t now)
+{
+	if (now - f->last_active > UDP_IDLE_NS) {
+		r->st.udp_closed++;
+		router_flow_close(r, f);
+	}
+}
