@@ -49,6 +49,8 @@ struct tcp_conn {
 	bool peek_off;		/* SO_PEEK_OFF works on this socket */
 	bool is_tcp_sock;	/* host side is a TCP socket */
 	bool wscale_ok;
+	bool wnd_hold;		/* inside a push: compute the window once */
+	bool wnd_valid;
 	uint8_t snd_shift;	/* guest's window scale */
 	uint8_t rcv_shift;	/* ours */
 	uint8_t retries;

@@ -193,6 +193,9 @@ struct reasm *reasm_new(unsigned max_datagrams, size_t max_bytes,
 
 	for (uint32_t i = 0; i < nb; i++)
 		r->bucket[i] = NIL;
+	for (uint32_t i = 0; i < max_datagrams; i++)
+		for (uint32_t k = 0; k < REASM_NBLOCK; k++)
+			r->dg[i].block[k] = NIL;
 	/* Stacks popping low indices first keep the hot set small. */
 	r->free_dg = NIL;
 	for (uint32_t i = max_datagrams; i-- > 0;) {
@@ -321,8 +324,6 @@ static struct dgram *dgram_new(struct reasm *r, const struct frag *f,
 	d->npieces = 0;
 	d->total = d->have = d->maxend = 0;
 	d->born = now;
-	for (uint32_t k = 0; k < REASM_NBLOCK; k++)
-		d->block[k] = NIL;
 
 	b = key_hash(r, f->src, f->dst, f->id, f->proto);
 	d->hnext = r->bucket[b];
@@ -339,13 +340,14 @@ static struct dgram *dgram_new(struct reasm *r, const struct frag *f,
 	return d;
 }
 
-/* Return d's blocks and slot. */
+/* Return d's blocks and slot; a free slot's block map is all NIL. */
 static void dgram_free(struct reasm *r, struct dgram *d)
 {
 	uint32_t i = (uint32_t)(d - r->dg);
 	uint32_t *pp = &r->bucket[key_hash(r, d->src, d->dst, d->id, d->proto)];
 
-	for (uint32_t k = 0; k < REASM_NBLOCK; k++) {
+	/* No piece reaches past maxend, so no block either. */
+	for (uint32_t k = 0; k * REASM_BLOCK < d->maxend; k++) {
 		if (d->block[k] != NIL) {
 			r->free_blk[r->nfree++] = d->block[k];
 			d->block[k] = NIL;

@@ -101,7 +101,7 @@ static unsigned neigh_home(uint32_t ip)
 	return (ntohl(ip) * 2654435761u) % NEIGH_MAX;
 }
 
-static void neigh_learn(struct router *r, uint32_t ip, const uint8_t *mac)
+void router_neigh_learn(struct router *r, uint32_t ip, const uint8_t *mac)
 {
 	unsigned h = neigh_home(ip), oldest = h;
 
@@ -125,7 +125,7 @@ static void neigh_learn(struct router *r, uint32_t ip, const uint8_t *mac)
 	r->neigh[oldest].seen = pb_now(r->pb);
 }
 
-static const uint8_t *neigh_lookup(const struct router *r, uint32_t ip)
+const uint8_t *router_neigh_lookup(const struct router *r, uint32_t ip)
 {
 	unsigned h = neigh_home(ip);
 
@@ -218,18 +218,37 @@ static void ip4_header(uint8_t *h, uint8_t tos, uint16_t total, uint16_t id,
 	memcpy(h + 10, &c, 2);
 }
 
+static int ip4_send(struct router *r, uint8_t *frame, uint8_t proto,
+		    uint32_t src, uint32_t dst, size_t l4len, uint8_t tos,
+		    const uint8_t *mac);
+
 int router_send_ip4(struct router *r, uint8_t *frame, uint8_t proto,
 		    uint32_t src, uint32_t dst, size_t l4len, uint8_t tos)
 {
-	const uint8_t *mac = neigh_lookup(r, dst);
-	size_t total = IP4_HDR + l4len;
-	uint16_t id = r->ip_id++;
+	const uint8_t *mac = router_neigh_lookup(r, dst);
 
 	if (!mac) {
 		rdrop(r, RD_NO_NEIGH);
 		arp_request(r, dst);
 		return -EHOSTUNREACH;
 	}
+	return ip4_send(r, frame, proto, src, dst, l4len, tos, mac);
+}
+
+int router_send_ip4_mac(struct router *r, uint8_t *frame, uint8_t proto,
+			uint32_t src, uint32_t dst, size_t l4len,
+			const uint8_t *mac)
+{
+	return ip4_send(r, frame, proto, src, dst, l4len, 0, mac);
+}
+
+static int ip4_send(struct router *r, uint8_t *frame, uint8_t proto,
+		    uint32_t src, uint32_t dst, size_t l4len, uint8_t tos,
+		    const uint8_t *mac)
+{
+	size_t total = IP4_HDR + l4len;
+	uint16_t id = r->ip_id++;
+
 	memcpy(frame, mac, 6);
 	memcpy(frame + 6, r->mac, 6);
 	frame[12] = 0x08;
@@ -443,7 +462,7 @@ static void arp_input(struct router *r, const uint8_t *src_mac,
 	(void)src_mac;
 	/* Learn the sender unless it claims one of our addresses. */
 	if (sip)
-		neigh_learn(r, sip, a + 8);
+		router_neigh_learn(r, sip, a + 8);
 	if (a[6] != 0 || a[7] != 1 || !router_owns(r, tip))
 		return;
 	f = router_alloc(r);
@@ -461,6 +480,30 @@ static void arp_input(struct router *r, const uint8_t *src_mac,
 	memcpy(f + 32, a + 8, 6);
 	memcpy(f + 38, &sip, 4);
 	router_emit(r, f, 42);
+}
+
+/* A DHCP/BOOTP request (UDP to port 67, broadcast or to us): serve it. */
+static bool dhcp_for_us(struct router *r, const struct ip4_view *ip,
+			struct cursor pkt)
+{
+	const uint8_t *u;
+	uint16_t ulen;
+
+	cur_pull(&pkt, ip->hlen);
+	u = cur_peek(&pkt, UDP_HDR);
+	if (!u || u[2] != 0 || u[3] != 67)
+		return false;
+	if (ip->dst != htonl(INADDR_BROADCAST) && !router_owns(r, ip->dst) &&
+	    ip->dst != (r->net | ~r->mask))
+		return false;
+	ulen = (uint16_t)(u[4] << 8 | u[5]);
+	if (ulen < UDP_HDR || !cur_trim(&pkt, ulen)) {
+		rdrop(r, RD_L4_MALFORMED);
+		return true;
+	}
+	cur_pull(&pkt, UDP_HDR);
+	dhcp_input(r, ip, pkt.p, pkt.rem);
+	return true;
 }
 
 static void ip4_input(struct router *r, const uint8_t *src_mac,
@@ -498,19 +541,20 @@ static void ip4_input(struct router *r, const uint8_t *src_mac,
 	ip.hlen = hlen;
 	ip.len = total;
 	ip.src_mac = src_mac;
-	neigh_learn(r, ip.src, src_mac);
+	router_neigh_learn(r, ip.src, src_mac);
 	/* A guest may only speak from an address of the segment (or 0.0.0.0
 	 * for DHCP); anything else is spoofed. */
 	if (ip.src != 0 && !router_in_net(r, ip.src)) {
 		rdrop(r, RD_NO_ROUTE);
 		return;
 	}
+	frag = (uint16_t)(hdr[6] << 8 | hdr[7]);
+	if (ip.proto == IPPROTO_UDP && !(frag & 0x3fff) && dhcp_for_us(r, &ip, h))
+		return;
 	if (!memcmp(dst_mac, bcast_mac, 6) || mac_is_multicast(dst_mac)) {
-		/* broadcast services (DHCP) come with their own issue */
 		rdrop(r, RD_NOT_FOR_US);
 		return;
 	}
-	frag = (uint16_t)(hdr[6] << 8 | hdr[7]);
 	if (frag & 0x3fff) {
 		size_t wlen;
 		int rc = reasm_input(r->reasm, hdr, total, pb_now(r->pb),
@@ -609,6 +653,7 @@ static void router_close(struct pb *pb, struct netdev *nd)
 		free(r->flows);
 	}
 	reasm_free(r->reasm);
+	dhcp_free(&r->dhcp);
 	if (r->arena)
 		munmap(r->arena, (size_t)ARENA_SLOTS * r->slot_size);
 	timer_free(&pb->loop, r->timer);
@@ -714,10 +759,14 @@ static int parse_host_in_net(struct router *r, const struct opts *o,
 static const char *const user_keys[] = {
 	"type", "id", "segment", "net", "host", "dns", "dhcpstart",
 	"restrict", "ipv4", "hostfwd", "guestfwd", "mtu", "host-loopback",
-	"outbound-addr", "max-flows", NULL,
+	"outbound-addr", "max-flows", "hostname", "domainname", "dnssearch",
+	"bootfile", "tftp-server-name", "dhcp-host", "dhcp-option", "dhcp",
+	"dhcp-lease", NULL,
 };
 
-static const char *const user_repeatable[] = { "hostfwd", "guestfwd", NULL };
+static const char *const user_repeatable[] = {
+	"hostfwd", "guestfwd", "dnssearch", "dhcp-host", "dhcp-option", NULL,
+};
 
 static int user_create(struct pb *pb, struct netdev *nd, const struct opts *o)
 {
@@ -791,6 +840,11 @@ static int user_create(struct pb *pb, struct netdev *nd, const struct opts *o)
 			rc = pb__err(pb, rc, "%s: %s", o->what, err);
 			goto fail;
 		}
+	}
+	rc = dhcp_configure(r, o, err, errlen);
+	if (rc) {
+		rc = pb__err(pb, rc, "%s: %s", o->what, err);
+		goto fail;
 	}
 	r->flows = calloc(1, sizeof(*r->flows));
 	if (!r->flows || flow_table_init(r->flows, (uint32_t)maxflows)) {
@@ -876,11 +930,40 @@ void router_stats_json(struct pb *pb, uint32_t nd, void *file)
 
 	fprintf(f, "},\"reassembly\":{\"fragments\":%llu,\"completed\":%llu,"
 		   "\"timeouts\":%llu,\"overlaps\":%llu,\"too_big\":%llu,"
-		   "\"full\":%llu,\"malformed\":%llu}}",
+		   "\"full\":%llu,\"malformed\":%llu}",
 		(unsigned long long)rs->fragments,
 		(unsigned long long)rs->completed,
 		(unsigned long long)rs->timeouts,
 		(unsigned long long)rs->overlaps,
 		(unsigned long long)rs->too_big, (unsigned long long)rs->full,
 		(unsigned long long)rs->malformed);
+	const struct dhcp_stats *ds = &r->dhcp.st;
+
+	fprintf(f, ",\"dhcp\":{\"discover\":%llu,\"offer\":%llu,\"request\":%llu,"
+		   "\"ack\":%llu,\"nak\":%llu,\"release\":%llu,\"decline\":%llu,"
+		   "\"inform\":%llu,\"bootp\":%llu,\"malformed\":%llu,"
+		   "\"exhausted\":%llu,\"leases\":[",
+		(unsigned long long)ds->discover, (unsigned long long)ds->offer,
+		(unsigned long long)ds->request, (unsigned long long)ds->ack,
+		(unsigned long long)ds->nak, (unsigned long long)ds->release,
+		(unsigned long long)ds->decline, (unsigned long long)ds->inform,
+		(unsigned long long)ds->bootp, (unsigned long long)ds->malformed,
+		(unsigned long long)ds->exhausted);
+	const char *sep = "";
+
+	for (uint32_t i = 0; i < r->dhcp.npool; i++) {
+		const struct dhcp_lease *l = &r->dhcp.lease[i];
+		struct in_addr a = { htonl(r->dhcp.pool_first + i) };
+		char ip[16];
+
+		if (l->state != LEASE_BOUND)
+			continue;
+		inet_ntop(AF_INET, &a, ip, sizeof(ip));
+		fprintf(f, "%s{\"ip\":\"%s\",\"mac\":\"%02x:%02x:%02x:%02x:%02x:%02x\","
+			   "\"name\":\"%s\"}",
+			sep, ip, l->mac[0], l->mac[1], l->mac[2], l->mac[3],
+			l->mac[4], l->mac[5], l->name);
+		sep = ",";
+	}
+	fputs("]}}", f);
 }

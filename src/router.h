@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dhcp.h"
 #include "pb.h"
 #include "pkt.h"
 
@@ -118,6 +119,7 @@ struct router {
 
 	struct flow_table *flows;
 	struct reasm *reasm;
+	struct dhcp_server dhcp;
 
 	/* frames we build in one round: slots of slot_size bytes */
 	uint8_t *arena;
@@ -153,6 +155,15 @@ uint8_t *router_alloc(struct router *r);
  */
 int router_send_ip4(struct router *r, uint8_t *frame, uint8_t proto,
 		    uint32_t src, uint32_t dst, size_t l4len, uint8_t tos);
+
+/* The same to an explicit MAC (broadcast, or a client being configured). */
+int router_send_ip4_mac(struct router *r, uint8_t *frame, uint8_t proto,
+			uint32_t src, uint32_t dst, size_t l4len,
+			const uint8_t *mac);
+
+/* The neighbour table: what a guest address answers as. */
+void router_neigh_learn(struct router *r, uint32_t ip, const uint8_t *mac);
+const uint8_t *router_neigh_lookup(const struct router *r, uint32_t ip);
 
 /*
  * Map a destination the guest asked for to the host address to use:

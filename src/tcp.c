@@ -102,6 +102,8 @@ static uint32_t tcp_window(struct flow *f)
 	uint32_t max = t->wscale_ok ? (65535u << t->rcv_shift) : 65535u;
 	int64_t w = 65535;
 
+	if (t->wnd_valid)
+		return t->rcv_adv - t->rcv_nxt;
 	if (f->fd >= 0 && !t->guest_fin &&
 	    getsockopt(f->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) == 0 &&
 	    ioctl(f->fd, SIOCOUTQ, &outq) == 0) {
@@ -116,6 +118,7 @@ static uint32_t tcp_window(struct flow *f)
 	if (seq_lt(t->rcv_nxt + (uint32_t)w, t->rcv_adv))
 		w = (int64_t)(t->rcv_adv - t->rcv_nxt);
 	t->rcv_adv = t->rcv_nxt + (uint32_t)w;
+	t->wnd_valid = t->wnd_hold;
 	return (uint32_t)w;
 }
 
@@ -216,10 +219,9 @@ static void tcp_queue_ack(struct router *r, struct flow *f)
 		return;
 	}
 	f->tcp.ack_pending = true;
-	r->ackq[r->nack++] = flow_index(r->flows, f) << 16 >> 16 |
-			     (uint32_t)f->gen << 24 >> 24 << 24;
-	/* the index alone identifies the slot; the stored generation byte
-	 * guards against a slot freed and reused within the batch */
+	/* index (max-flows < 2^24) and the low byte of the generation, which
+	 * tells a slot freed and reused within the batch */
+	r->ackq[r->nack++] = flow_index(r->flows, f) | (uint32_t)(uint8_t)f->gen << 24;
 }
 
 void tcp_send_acks(struct router *r)
@@ -361,8 +363,22 @@ static void tcp_rewind(struct flow *f)
 		setsockopt(f->fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero));
 }
 
+static void tcp_push_segments(struct router *r, struct flow *f);
+
 /* Send the guest what its window allows from the socket's queue. */
 static void tcp_push(struct router *r, struct flow *f)
+{
+	struct tcp_conn *t = &f->tcp;
+
+	/* one window computation (two syscalls) for all segments of a push */
+	t->wnd_hold = true;
+	t->wnd_valid = false;
+	tcp_push_segments(r, f);
+	t->wnd_hold = false;
+	t->wnd_valid = false;
+}
+
+static void tcp_push_segments(struct router *r, struct flow *f)
 {
 	struct tcp_conn *t = &f->tcp;
 	static uint8_t skip[NOPEEK_MAX];
@@ -387,8 +403,12 @@ static void tcp_push(struct router *r, struct flow *f)
 			iov[0].iov_len = in_flight;
 			base = 1;
 		}
-		if (!avail && !t->host_eof)
+		if (!avail && !t->host_eof) {
+			/* zero window: probe it later (persist timer) */
+			if (!in_flight && !f->deadline)
+				tcp_set_deadline(r, f, t->rto_ms);
 			break;
+		}
 		for (uint32_t left = avail; n < PUSH_SEGS && left; n++) {
 			uint32_t sz = MIN(left, t->mss);
 
@@ -793,6 +813,8 @@ void tcp_input(struct router *r, const struct ip4_view *ip)
 		f->deadline = 0;
 		if (t->snd_nxt != t->snd_una)
 			tcp_set_deadline(r, f, t->rto_ms);
+	} else if (s.ack == t->snd_una && !new_wnd) {
+		t->retries = 0;	/* a live guest with a closed window */
 	} else if (s.ack == t->snd_una && !s.payload.rem &&
 		   !(s.flags & TH_FIN) && t->snd_nxt != t->snd_una &&
 		   new_wnd == t->snd_wnd) {
@@ -898,19 +920,19 @@ void tcp_timer(struct router *r, struct flow *f, uint64_t now)
 	default:
 		return;
 	}
-	if (t->snd_nxt == t->snd_una && t->snd_wnd) {
-		return;
-	}
-	if (++t->retries > MAX_RETRIES) {
-		tcp_abort(r, f, true, "retransmission limit");
-		return;
-	}
-	if (t->snd_wnd == 0 && t->snd_nxt == t->snd_una) {
-		/* window probe: one byte past the closed window */
+	if (t->snd_nxt == t->snd_una) {
+		if (t->snd_wnd)
+			return;
+		/* persist: one byte past the closed window; a guest that
+		 * answers keeps the connection alive (see tcp_input) */
 		t->snd_wnd = 1;
 		tcp_push(r, f);
 		t->snd_wnd = 0;
 	} else {
+		if (++t->retries > MAX_RETRIES) {
+			tcp_abort(r, f, true, "retransmission limit");
+			return;
+		}
 		tcp_rewind(f);
 		tcp_push(r, f);
 	}

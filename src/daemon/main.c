@@ -21,9 +21,10 @@ static const char usage_text[] =
 	"Usage: patchbay [options]\n"
 	"\n"
 	"A user-space virtual Ethernet: segments (switches, hubs) joining QEMU\n"
-	"guests, TAP devices and other peers.  With no -netdev, patchbay starts\n"
-	"one switch with a stream listener on a unix socket and prints the QEMU\n"
-	"options that attach a VM to it.\n"
+	"guests, TAP devices, other peers and a user-mode router (NAT, DHCP).\n"
+	"With no -netdev, patchbay starts one switch with the router and a\n"
+	"stream listener on a unix socket, and prints the QEMU options that\n"
+	"attach a VM to it.\n"
 	"\n"
 	"Options:\n"
 	"  -netdev SPEC, --netdev SPEC  add a backend (QEMU -netdev syntax):\n"
@@ -36,6 +37,13 @@ static const char usage_text[] =
 	"             remote.port=,remote.path=\n"
 	"      tap,id=ID[,ifname=NAME][,fd=FD][,script=PATH|no][,downscript=PATH|no]\n"
 	"             [,vnet_hdr=on|off][,netns=NAME|PATH]\n"
+	"      user,id=ID[,net=ADDR/N][,host=IP][,dns=IP][,dhcpstart=IP][,restrict=on]\n"
+	"             [,hostfwd=[tcp|udp]:[HADDR]:HPORT-[GADDR]:GPORT]...\n"
+	"             [,guestfwd=[tcp]:ADDR:PORT-cmd:CMD|-HOST:PORT|-unix:PATH]...\n"
+	"             [,mtu=N][,host-loopback=on|off][,outbound-addr=IP][,max-flows=N]\n"
+	"             [,hostname=][,domainname=][,dnssearch=]...[,bootfile=]\n"
+	"             [,tftp-server-name=][,dhcp-host=MAC,,IP[,,NAME]]...\n"
+	"             [,dhcp-option=CODE,,VALUE]...[,dhcp=on|off][,dhcp-lease=S]\n"
 	"      every type also takes segment=NAME (default: the first segment)\n"
 	"  --segment SPEC               add a segment: switch,id=NAME[,fdb-size=N]\n"
 	"                               [,ageing=SECONDS] or hub,id=NAME\n"
@@ -226,6 +234,9 @@ int main(int argc, char **argv)
 		}
 		if (strchr(sock_path, ','))
 			die("--socket: the path must not contain ','");
+		rc = pb_netdev_add(pb, "user,id=net0");
+		if (rc)
+			die("default router: %s", pb_errmsg(pb));
 		snprintf(spec_buf, sizeof(spec_buf),
 			 "stream,id=vm,server=on,addr.type=unix,addr.path=%s",
 			 sock_path);
@@ -266,7 +277,9 @@ int main(int argc, char **argv)
 		die("signalfd: %s", strerror(errno));
 
 	if (!nnetdev) {
-		printf("patchbay: a switch with a VM listener at %s\n"
+		printf("patchbay: a segment with the user-mode router (10.0.2.0/24:\n"
+		       "  gateway 10.0.2.2 = this host's 127.0.0.1, DHCP from 10.0.2.15)\n"
+		       "  and a VM listener at %s\n"
 		       "Attach QEMU VMs (each with its own MAC address) with:\n"
 		       "  -netdev stream,id=n0,server=off,addr.type=unix,addr.path=%s \\\n"
 		       "  -device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56\n",
