@@ -19,6 +19,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dns.h"
+
 #define FLOW_NONE UINT32_MAX
 
 struct flow_key {
@@ -77,7 +79,11 @@ struct flow {
 	uint64_t deadline;	/* retransmission / linger, 0: none */
 	uint64_t last_active;
 	uint32_t hnext;
-	struct tcp_conn tcp;
+	bool is_dns;		/* UDP flow to the DNS address */
+	union {
+		struct tcp_conn tcp;	/* IPPROTO_TCP */
+		struct dns_flow dns;	/* UDP with is_dns */
+	};
 };
 
 struct flow_table {

@@ -93,7 +93,7 @@
 #define IP4_HLEN_MAX 60
 #define IP4_LEN_MAX 65535
 #define IP4_PAYLOAD_MAX (IP4_LEN_MAX - IP4_HLEN_MIN)
-#define IP4_RF 0x8000		/* reserved flag */
+#define IP4_RF 0x8000 /* reserved flag */
 #define IP4_DF 0x4000
 #define IP4_MF 0x2000
 #define IP4_OFFMASK 0x1fff
@@ -110,13 +110,13 @@ static_assert(REASM_MAX_PIECES <= UINT16_MAX, "piece count fits 16 bits");
 struct frag {
 	uint32_t src, dst;
 	uint16_t id;
-	uint16_t flags;		/* flags and offset word as received */
+	uint16_t flags; /* flags and offset word as received */
 	uint8_t proto;
 	uint8_t hlen;
 	bool mf;
-	uint32_t off, end;	/* payload bytes [off, end) */
-	const uint8_t *hdr;	/* hlen bytes */
-	struct cursor payload;	/* end - off bytes */
+	uint32_t off, end;     /* payload bytes [off, end) */
+	const uint8_t *hdr;    /* hlen bytes */
+	struct cursor payload; /* end - off bytes */
 };
 
 struct piece {
@@ -128,15 +128,15 @@ struct dgram {
 	uint16_t id;
 	uint8_t proto;
 	bool used;
-	bool last_in;		/* MF-clear fragment seen: total is known */
-	uint8_t hlen;		/* header length of offset 0; 0: not yet */
+	bool last_in; /* MF-clear fragment seen: total is known */
+	uint8_t hlen; /* header length of offset 0; 0: not yet */
 	uint16_t npieces;
-	uint32_t total;		/* payload length, if last_in */
-	uint32_t have;		/* payload bytes held (sum of pieces) */
-	uint32_t maxend;	/* highest piece end */
-	uint64_t born;		/* arrival of the first fragment */
-	uint32_t hnext;		/* hash chain; free stack when unused */
-	uint32_t older, newer;	/* age list */
+	uint32_t total;	       /* payload length, if last_in */
+	uint32_t have;	       /* payload bytes held (sum of pieces) */
+	uint32_t maxend;       /* highest piece end */
+	uint64_t born;	       /* arrival of the first fragment */
+	uint32_t hnext;	       /* hash chain; free stack when unused */
+	uint32_t older, newer; /* age list */
 	uint8_t hdr[IP4_HLEN_MAX];
 	struct piece piece[REASM_MAX_PIECES];
 	uint32_t block[REASM_NBLOCK];
@@ -146,17 +146,17 @@ struct reasm {
 	struct dgram *dg;
 	uint32_t ndg;
 	uint32_t pending;
-	uint32_t free_dg;	/* free slot stack, through hnext */
+	uint32_t free_dg; /* free slot stack, through hnext */
 	uint32_t *bucket;
 	uint32_t mask;
 	uint32_t oldest, newest;
 
 	uint8_t *arena;
-	uint32_t *free_blk;	/* stack of free block indices */
+	uint32_t *free_blk; /* stack of free block indices */
 	uint32_t nblk, nfree;
 
 	uint64_t timeout_ns;
-	uint8_t *out;		/* IP4_LEN_MAX bytes */
+	uint8_t *out; /* IP4_LEN_MAX bytes */
 	struct reasm_stats st;
 };
 
@@ -178,7 +178,7 @@ struct reasm *reasm_new(unsigned max_datagrams, size_t max_bytes,
 		return NULL;
 	r->ndg = max_datagrams;
 	r->mask = nb - 1;
-	r->nblk = (uint32_t)nblk;
+	r->nblk = (uint32_t) nblk;
 	r->timeout_ns = timeout_ns;
 	r->dg = calloc(max_datagrams, sizeof(*r->dg));
 	r->bucket = malloc(nb * sizeof(*r->bucket));
@@ -233,7 +233,7 @@ unsigned reasm_pending(const struct reasm *r)
 
 size_t reasm_bytes(const struct reasm *r)
 {
-	return (size_t)(r->nblk - r->nfree) * REASM_BLOCK;
+	return (size_t) (r->nblk - r->nfree) * REASM_BLOCK;
 }
 
 /*
@@ -254,10 +254,10 @@ static int frag_parse(const uint8_t *pkt, size_t len, struct frag *f)
 	    !cur_pull(&c, 1) || !cur_u8(&c, &f->proto) || !cur_pull(&c, 2) ||
 	    !cur_be32(&c, &f->src) || !cur_be32(&c, &f->dst))
 		return -EINVAL;
-	f->hlen = (uint8_t)((vihl & 0x0f) * 4);
+	f->hlen = (uint8_t) ((vihl & 0x0f) * 4);
 	if (vihl >> 4 != 4 || f->hlen < IP4_HLEN_MIN || tot != len)
 		return -EINVAL;
-	if (!cur_pull(&c, f->hlen - IP4_HLEN_MIN))	/* options */
+	if (!cur_pull(&c, f->hlen - IP4_HLEN_MIN)) /* options */
 		return -EINVAL;
 	h = cur_init(pkt, len);
 	f->hdr = cur_pull(&h, f->hlen);
@@ -265,13 +265,13 @@ static int frag_parse(const uint8_t *pkt, size_t len, struct frag *f)
 	plen = c.rem;
 
 	f->mf = f->flags & IP4_MF;
-	f->off = (uint32_t)(f->flags & IP4_OFFMASK) * 8;
+	f->off = (uint32_t) (f->flags & IP4_OFFMASK) * 8;
 	if (!f->mf && f->off == 0)
 		return -EINVAL;
 	if (plen == 0 || (f->mf && plen % 8))
 		return -EINVAL;
 	/* plen < 65536 here (tot is 16 bits), so this cannot wrap. */
-	f->end = f->off + (uint32_t)plen;
+	f->end = f->off + (uint32_t) plen;
 	if (f->end > IP4_PAYLOAD_MAX)
 		return -EMSGSIZE;
 	return 0;
@@ -283,7 +283,7 @@ static uint32_t key_hash(const struct reasm *r, uint32_t src, uint32_t dst,
 	uint32_t h = src * 0x9e3779b1u;
 
 	h = (h ^ dst) * 0x85ebca77u;
-	h = (h ^ ((uint32_t)id << 8 | proto)) * 0xc2b2ae3du;
+	h = (h ^ ((uint32_t) id << 8 | proto)) * 0xc2b2ae3du;
 	return (h ^ (h >> 16)) & r->mask;
 }
 
@@ -343,7 +343,7 @@ static struct dgram *dgram_new(struct reasm *r, const struct frag *f,
 /* Return d's blocks and slot; a free slot's block map is all NIL. */
 static void dgram_free(struct reasm *r, struct dgram *d)
 {
-	uint32_t i = (uint32_t)(d - r->dg);
+	uint32_t i = (uint32_t) (d - r->dg);
 	uint32_t *pp = &r->bucket[key_hash(r, d->src, d->dst, d->id, d->proto)];
 
 	/* No piece reaches past maxend, so no block either. */
@@ -389,7 +389,7 @@ void reasm_expire(struct reasm *r, uint64_t now)
 
 static uint8_t *block_at(const struct reasm *r, uint32_t blk)
 {
-	return r->arena + (size_t)blk * REASM_BLOCK;
+	return r->arena + (size_t) blk * REASM_BLOCK;
 }
 
 /*
@@ -448,8 +448,8 @@ static int dgram_check(struct reasm *r, struct dgram *d, const struct frag *f,
 	unsigned hlen = d->hlen ? d->hlen : f->off == 0 ? f->hlen : 0;
 	unsigned i;
 
-	if (hlen && hlen + (f->end > d->maxend ? f->end : d->maxend) >
-			    IP4_LEN_MAX)
+	if (hlen &&
+	    hlen + (f->end > d->maxend ? f->end : d->maxend) > IP4_LEN_MAX)
 		return -EMSGSIZE;
 
 	for (i = 0; i < d->npieces && d->piece[i].end <= f->off; i++)
@@ -481,8 +481,8 @@ static void dgram_add(struct dgram *d, const struct frag *f, unsigned at)
 {
 	memmove(&d->piece[at + 1], &d->piece[at],
 		(d->npieces - at) * sizeof(d->piece[0]));
-	d->piece[at].off = (uint16_t)f->off;
-	d->piece[at].end = (uint16_t)f->end;
+	d->piece[at].off = (uint16_t) f->off;
+	d->piece[at].end = (uint16_t) f->end;
 	d->npieces++;
 	d->have += f->end - f->off;
 	if (f->end > d->maxend)
@@ -502,14 +502,14 @@ static size_t dgram_emit(struct reasm *r, const struct dgram *d)
 {
 	uint8_t *o = r->out;
 	size_t len = d->hlen + d->total;
-	uint16_t flags = (uint16_t)(d->hdr[6] << 8 | d->hdr[7]) & IP4_DF;
+	uint16_t flags = (uint16_t) (d->hdr[6] << 8 | d->hdr[7]) & IP4_DF;
 	uint16_t sum;
 
 	memcpy(o, d->hdr, d->hlen);
-	o[2] = (uint8_t)(len >> 8);
-	o[3] = (uint8_t)len;
-	o[6] = (uint8_t)(flags >> 8);
-	o[7] = (uint8_t)flags;
+	o[2] = (uint8_t) (len >> 8);
+	o[3] = (uint8_t) len;
+	o[6] = (uint8_t) (flags >> 8);
+	o[7] = (uint8_t) flags;
 	o[10] = o[11] = 0;
 	sum = csum_fold(csum_add(0, o, d->hlen));
 	memcpy(&o[10], &sum, 2);

@@ -761,11 +761,12 @@ static const char *const user_keys[] = {
 	"restrict", "ipv4", "hostfwd", "guestfwd", "mtu", "host-loopback",
 	"outbound-addr", "max-flows", "hostname", "domainname", "dnssearch",
 	"bootfile", "tftp-server-name", "dhcp-host", "dhcp-option", "dhcp",
-	"dhcp-lease", NULL,
+	"dhcp-lease", "dns-upstream", "dns-resolv-conf", NULL,
 };
 
 static const char *const user_repeatable[] = {
-	"hostfwd", "guestfwd", "dnssearch", "dhcp-host", "dhcp-option", NULL,
+	"hostfwd", "guestfwd", "dnssearch", "dhcp-host", "dhcp-option",
+	"dns-upstream", NULL,
 };
 
 static int user_create(struct pb *pb, struct netdev *nd, const struct opts *o)
@@ -842,6 +843,8 @@ static int user_create(struct pb *pb, struct netdev *nd, const struct opts *o)
 		}
 	}
 	rc = dhcp_configure(r, o, err, errlen);
+	if (!rc)
+		rc = dns_configure(r, o, err, errlen);
 	if (rc) {
 		rc = pb__err(pb, rc, "%s: %s", o->what, err);
 		goto fail;
@@ -965,5 +968,15 @@ void router_stats_json(struct pb *pb, uint32_t nd, void *file)
 			l->mac[4], l->mac[5], l->name);
 		sep = ",";
 	}
-	fputs("]}}", f);
+	const struct dns_stats *ns = &r->dnscfg.st;
+
+	fprintf(f, "]},\"dns\":{\"queries\":%llu,\"local\":%llu,\"forwarded\":%llu,"
+		   "\"answers\":%llu,\"malformed\":%llu,\"mismatched\":%llu,"
+		   "\"timeouts\":%llu,\"no_upstream\":%llu,\"upstreams\":%u}}",
+		(unsigned long long)ns->queries, (unsigned long long)ns->local,
+		(unsigned long long)ns->forwarded, (unsigned long long)ns->answers,
+		(unsigned long long)ns->malformed,
+		(unsigned long long)ns->mismatched,
+		(unsigned long long)ns->timeouts,
+		(unsigned long long)ns->no_upstream, r->dnscfg.nup);
 }

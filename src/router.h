@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "dhcp.h"
+#include "dns.h"
 #include "pb.h"
 #include "pkt.h"
 
@@ -120,6 +121,7 @@ struct router {
 	struct flow_table *flows;
 	struct reasm *reasm;
 	struct dhcp_server dhcp;
+	struct dns_config dnscfg;
 
 	/* frames we build in one round: slots of slot_size bytes */
 	uint8_t *arena;
@@ -218,6 +220,11 @@ void tcp_inbound(struct router *r, int fd, const struct sockaddr_in *client,
 		 int hidx);
 
 void udp_input(struct router *r, const struct ip4_view *ip);
+/* Send len payload bytes (already at their place after the UDP header in a
+ * router frame) to a guest as one UDP datagram. */
+void udp_send_to_guest(struct router *r, uint8_t *frame, uint32_t src,
+		       uint16_t sport, uint32_t dst, uint16_t dport,
+		       size_t len);
 void udp_flow_event(struct router *r, struct flow *f, uint32_t events);
 void udp_hostfwd_event(struct router *r, int hidx);
 void udp_timer(struct router *r, struct flow *f, uint64_t now);

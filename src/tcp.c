@@ -562,13 +562,20 @@ static void tcp_open(struct router *r, const struct ip4_view *ip,
 	struct flow *f;
 	int fd, rc;
 
-	if (!g && router_owns(r, ip->dst) && ip->dst != r->gw) {
+	bool dns = !g && ip->dst == r->dns && s->dport == 53;
+
+	if (dns && !dns_tcp_upstream(r, &a)) {
+		rdrop(r, RD_NO_ROUTE);
+		tcp_rst_reply(r, ip, s, s->payload.rem);
+		return;
+	}
+	if (!g && !dns && router_owns(r, ip->dst) && ip->dst != r->gw) {
 		/* no TCP service on the router's other addresses yet */
 		rdrop(r, RD_NO_ROUTE);
 		tcp_rst_reply(r, ip, s, s->payload.rem);
 		return;
 	}
-	if (!g) {
+	if (!g && !dns) {
 		rc = router_map_dst(r, ip->dst, &a.sin_addr.s_addr);
 		if (rc == -EACCES) {
 			rdrop(r, RD_RESTRICTED);

@@ -30,9 +30,7 @@
 #define UDP_IDLE_NS (60 * NS_PER_SEC)
 #define UDP_BATCH 32
 
-/* Build the UDP header in front of payload (already at its place in a
- * router frame) and send it to the guest. */
-static void udp_to_guest(struct router *r, uint8_t *frame, uint32_t src,
+void udp_send_to_guest(struct router *r, uint8_t *frame, uint32_t src,
 			 uint16_t sport, uint32_t dst, uint16_t dport,
 			 size_t len)
 {
@@ -110,12 +108,14 @@ void udp_input(struct router *r, const struct ip4_view *ip)
 	k.gport = (uint16_t)(u[0] << 8 | u[1]);
 	k.rport = (uint16_t)(u[2] << 8 | u[3]);
 	cur_pull(&c, UDP_HDR);
+	if (ip->dst == r->dns && k.rport == 53) {
+		dns_udp_input(r, ip, k.gport, c.p, c.rem);
+		return;
+	}
 	f = flow_lookup(r->flows, &k);
 	if (!f) {
-		/* No UDP service on the router's addresses yet (DNS, DHCP and
-		 * TFTP come with the services). */
-		if (ip->dst == r->dns ||
-		    (router_owns(r, ip->dst) && ip->dst != r->gw)) {
+		/* no other UDP service on the router's own addresses */
+		if (router_owns(r, ip->dst) && ip->dst != r->gw) {
 			rdrop(r, RD_NO_ROUTE);
 			icmp_send_error(r, ip->hdr, ip->len, 3, 3);
 			return;
@@ -200,8 +200,18 @@ void udp_flow_event(struct router *r, struct flow *f, uint32_t events)
 	uint8_t *fr[UDP_BATCH];
 	int nslots = 0, n;
 
-	if (events & EPOLLERR)
-		udp_errors(r, f);
+	if (events & EPOLLERR) {
+		if (f->is_dns) {
+			/* not the guest's business: try the next server */
+			uint8_t b;
+
+			while (recv(f->fd, &b, 1, MSG_ERRQUEUE | MSG_DONTWAIT) >= 0)
+				;
+			dns_upstream_failed(r, f);
+		} else {
+			udp_errors(r, f);
+		}
+	}
 	if (!(events & EPOLLIN))
 		return;
 	memset(msg, 0, sizeof(msg));
@@ -217,7 +227,9 @@ void udp_flow_event(struct router *r, struct flow *f, uint32_t events)
 	n = nslots ? recvmmsg(f->fd, msg, (unsigned)nslots, MSG_DONTWAIT, NULL)
 		   : 0;
 	if (n < 0) {
-		if (errno == ECONNREFUSED)
+		if (errno == ECONNREFUSED && f->is_dns)
+			dns_upstream_failed(r, f);
+		else if (errno == ECONNREFUSED)
 			udp_errors(r, f);
 		n = 0;
 	}
@@ -225,9 +237,14 @@ void udp_flow_event(struct router *r, struct flow *f, uint32_t events)
 	r->arena_used -= (unsigned)(nslots - n);
 	if (n > 0)
 		f->last_active = pb_now(r->pb);
-	for (int i = 0; i < n; i++)
-		udp_to_guest(r, fr[i], f->k.rip, f->k.rport, f->k.gip,
-			     f->k.gport, msg[i].msg_len);
+	for (int i = 0; i < n; i++) {
+		if (f->is_dns &&
+		    !dns_answer(r, f, fr[i] + ETH_HDR + IP4_HDR + UDP_HDR,
+				msg[i].msg_len))
+			continue;
+		udp_send_to_guest(r, fr[i], f->k.rip, f->k.rport, f->k.gip,
+				  f->k.gport, msg[i].msg_len);
+	}
 }
 
 void udp_hostfwd_event(struct router *r, int hidx)
@@ -274,13 +291,15 @@ void udp_hostfwd_event(struct router *r, int hidx)
 			router_kick_timer(r, NS_PER_SEC);
 		}
 		f->last_active = pb_now(r->pb);
-		udp_to_guest(r, fr, key.rip, key.rport, key.gip, key.gport,
+		udp_send_to_guest(r, fr, key.rip, key.rport, key.gip, key.gport,
 			     (size_t)n);
 	}
 }
 
 void udp_timer(struct router *r, struct flow *f, uint64_t now)
 {
+	if (f->is_dns)
+		dns_timer(r, f, now);
 	if (now - f->last_active > UDP_IDLE_NS) {
 		r->st.udp_closed++;
 		router_flow_close(r, f);

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/* dns.h: the router's DNS forwarder and local names (RFC 1035). */
+#ifndef PB_DNS_H
+#define PB_DNS_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DNS_HDR 12
+#define DNS_NAME_MAX 256
+#define DNS_UPSTREAM_MAX 8
+#define DNS_PENDING 8		/* outstanding queries per guest socket */
+
+/* A parsed question (the only one of a query). */
+struct dns_q {
+	uint16_t id;
+	uint16_t flags;
+	char name[DNS_NAME_MAX];	/* lower case, dotted, no final dot */
+	uint16_t qtype, qclass;
+	size_t qend;		/* offset just past the question */
+};
+
+/*
+ * Parse a query: header, exactly one question, an uncompressed name of
+ * labels 1-63 bytes, at most 255 in all.  Returns 0 or -EBADMSG.  Any
+ * records after the question (EDNS OPT) are left alone.
+ */
+int dns_parse_query(const uint8_t *p, size_t len, struct dns_q *q);
+
+/* One outstanding query of a guest, forwarded upstream under our ID. */
+struct dns_pending {
+	uint16_t guest_id;
+	uint16_t our_id;
+	uint32_t qhash;		/* of the question section */
+	uint64_t sent;		/* ns */
+};
+
+struct dns_flow {
+	struct dns_pending q[DNS_PENDING];
+	uint8_t upstream;	/* index the socket is connected to */
+};
+
+struct dns_stats {
+	uint64_t queries, local, forwarded, answers, malformed, mismatched,
+		timeouts, no_upstream;
+};
+
+struct dns_config {
+	struct sockaddr_in up[DNS_UPSTREAM_MAX];
+	unsigned nup;
+	unsigned current;	/* the upstream new queries go to */
+	bool explicit_up;	/* dns-upstream= given: no resolv.conf */
+	char resolv_path[256];
+	int64_t resolv_mtime;	/* ns, -1: never read */
+	uint64_t resolv_checked;
+	struct dns_stats st;
+};
+
+struct router;
+struct flow;
+struct ip4_view;
+struct opts;
+
+int dns_configure(struct router *r, const struct opts *o, char *err,
+		  size_t errlen);
+/* A UDP query from a guest to the DNS address. */
+void dns_udp_input(struct router *r, const struct ip4_view *ip,
+		   uint16_t sport, const uint8_t *p, size_t len);
+/* An answer on a DNS flow's socket: true if buf now holds the guest's
+ * answer (its ID restored), false if it must be dropped. */
+bool dns_answer(struct router *r, struct flow *f, uint8_t *buf, size_t len);
+/* Expire queries nobody answered; switch to the next upstream. */
+void dns_timer(struct router *r, struct flow *f, uint64_t now);
+/* The flow's upstream failed (ICMP error): move on to the next one. */
+void dns_upstream_failed(struct router *r, struct flow *f);
+/* The upstream for DNS over TCP; false if none is known. */
+bool dns_tcp_upstream(struct router *r, struct sockaddr_in *out);
+
+#endif
