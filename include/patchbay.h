@@ -101,6 +101,16 @@ int pb_callback_port_add(pb_t *pb, const char *id, const char *segment,
 			 pb_rx_fn rx, void *opaque);
 int pb_port_send(pb_t *pb, int port, const void *frame, size_t len);
 
+/* Addressing of a router (-netdev user), network byte order. */
+struct pb_router_info {
+	uint32_t net, mask, gateway, dns, dhcp_start;
+	unsigned mtu;
+	char domain[256];	/* domainname=, "" if none */
+};
+
+/* Fill *out for the router netdev id.  Returns 0 or -ENOENT. */
+int pb_router_info(pb_t *pb, const char *id, struct pb_router_info *out);
+
 /* Counters of one port. */
 struct pb_port_stats {
 	char name[64];		/* netdev id, ".N" appended for accepted conns */

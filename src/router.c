@@ -980,3 +980,21 @@ void router_stats_json(struct pb *pb, uint32_t nd, void *file)
 		(unsigned long long)ns->timeouts,
 		(unsigned long long)ns->no_upstream, r->dnscfg.nup);
 }
+
+int pb_router_info(pb_t *pb, const char *id, struct pb_router_info *out)
+{
+	int nd = netdev_find(pb, id);
+	struct router *r = nd >= 0 ? router_get(pb, (uint32_t)nd) : NULL;
+
+	if (!r)
+		return pb__err(pb, -ENOENT, "no router netdev '%s'", id);
+	memset(out, 0, sizeof(*out));
+	out->net = r->net;
+	out->mask = r->mask;
+	out->gateway = r->gw;
+	out->dns = r->dns;
+	out->dhcp_start = r->dhcp_start;
+	out->mtu = r->mtu;
+	str_copy(out->domain, sizeof(out->domain), r->dhcp.domain);
+	return 0;
+}

@@ -14,11 +14,14 @@
 #include <unistd.h>
 
 #include "patchbay.h"
+#include "run.h"
 
 #define MAX_SPECS 256
 
 static const char usage_text[] =
 	"Usage: patchbay [options]\n"
+	"       patchbay run [options] -- COMMAND [ARGS...]   (see run --help)\n"
+	"       patchbay attach --netns NAME|PATH|PID [options]\n"
 	"\n"
 	"A user-space virtual Ethernet: segments (switches, hubs) joining QEMU\n"
 	"guests, TAP devices, other peers and a user-mode router (NAT, DHCP).\n"
@@ -149,6 +152,10 @@ int main(int argc, char **argv)
 	pb_t *pb;
 	int sfd, rc;
 
+	if (argc > 1 && !strcmp(argv[1], "run"))
+		return run_main(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "attach"))
+		return attach_main(argc - 1, argv + 1);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
