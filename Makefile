@@ -28,7 +28,7 @@ LIB := $(BUILD)/libpatchbay.a
 BIN := $(BUILD)/patchbay
 
 .PHONY: all check check-unit check-integration asan-check install clean \
-	unit-bins format
+	unit-bins format fuzz fuzz-check ci
 
 all: $(BIN) $(LIB)
 
@@ -66,11 +66,53 @@ check-integration: $(BIN)
 
 check: all check-unit check-integration
 
+# What CI runs: the suite, the suite again under ASan+UBSan, the fuzzers.
+ci: check asan-check fuzz-check
+
 # The whole suite again with AddressSanitizer + UndefinedBehaviorSanitizer.
 asan-check:
 	$(MAKE) BUILD=build-asan CC=clang \
 		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 		check
+
+# Fuzzing (clang's libFuzzer): one harness per parser in tests/fuzz/, the
+# library built with coverage and sanitizers, checksums not enforced
+# (-DPB_FUZZING).  `make fuzz` builds; `make fuzz-check` runs each harness
+# for FUZZ_SECONDS on a scratch copy of its seed corpus (the repository's
+# corpus stays as it is) and fails on any finding.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 30
+FUZZ_FLAGS := -std=gnu11 -D_GNU_SOURCE -DPB_FUZZING -Iinclude -Isrc -g -O1 \
+	-fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=all
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_LIB_OBJS := $(LIB_SRCS:src/%.c=$(FUZZ_BUILD)/lib/%.o)
+
+$(FUZZ_BUILD)/lib/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/libfuzzpb.a: $(FUZZ_LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_BUILD)/libfuzzpb.a
+	clang $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_BUILD)/libfuzzpb.a -o $@
+
+fuzz: $(FUZZ_BINS)
+
+fuzz-check: $(FUZZ_BINS)
+	@fail=0; for f in $(FUZZ_BINS); do \
+		name=$${f##*/fuzz_}; work=$$(mktemp -d); \
+		echo "== fuzz $$name ($(FUZZ_SECONDS) s)"; \
+		if $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			-artifact_prefix=$(FUZZ_BUILD)/crash-$$name- \
+			$$work tests/fuzz/corpus/$$name > $(FUZZ_BUILD)/$$name.log 2>&1; \
+		then tail -n 12 $(FUZZ_BUILD)/$$name.log | grep -E 'stat::number_of_executed_units|cov:' | tail -n 2; \
+		else echo "FINDING in $$name:"; tail -n 40 $(FUZZ_BUILD)/$$name.log; fail=1; fi; \
+		rm -rf $$work; \
+	done; exit $$fail
 
 install: $(BIN) $(LIB)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \

@@ -157,7 +157,7 @@ void icmp_input(struct router *r, const struct ip4_view *ip)
 		rdrop(r, RD_L4_MALFORMED);
 		return;
 	}
-	if (csum_fold(csum_add(0, msg.p, msg.rem)) != 0) {
+	if (csum_bad(csum_fold(csum_add(0, msg.p, msg.rem)))) {
 		rdrop(r, RD_L4_CSUM);
 		return;
 	}

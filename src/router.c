@@ -527,7 +527,7 @@ static void ip4_input(struct router *r, const uint8_t *src_mac,
 		rdrop(r, RD_IP_MALFORMED);
 		return;
 	}
-	if (csum_fold(csum_add(0, hdr, hlen)) != 0) {
+	if (csum_bad(csum_fold(csum_add(0, hdr, hlen)))) {
 		rdrop(r, RD_IP_CSUM);
 		return;
 	}

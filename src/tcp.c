@@ -498,9 +498,9 @@ static bool tcp_parse(struct router *r, const struct ip4_view *ip,
 	doff = (size_t)(h[12] >> 4) * 4;
 	if (doff < TCP_HDR || doff > c.rem)
 		goto malformed;
-	if (csum_fold(csum_add(csum_pseudo4(ip->src, ip->dst, IPPROTO_TCP,
-					    (uint16_t)c.rem),
-			       c.p, c.rem)) != 0) {
+	if (csum_bad(csum_fold(csum_add(csum_pseudo4(ip->src, ip->dst,
+						     IPPROTO_TCP, (uint16_t)c.rem),
+					c.p, c.rem)))) {
 		rdrop(r, RD_L4_CSUM);
 		return false;
 	}

@@ -95,9 +95,9 @@ void udp_input(struct router *r, const struct ip4_view *ip)
 		return;
 	}
 	memcpy(&ck, u + 6, 2);
-	if (ck && csum_fold(csum_add(csum_pseudo4(ip->src, ip->dst,
-						  IPPROTO_UDP, ulen),
-				     c.p, c.rem)) != 0) {
+	if (ck && csum_bad(csum_fold(csum_add(csum_pseudo4(ip->src, ip->dst,
+							   IPPROTO_UDP, ulen),
+					      c.p, c.rem)))) {
 		rdrop(r, RD_L4_CSUM);
 		return;
 	}
