@@ -49,8 +49,11 @@ $(BIN): $(DAEMON_OBJS) $(LIB)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes $< $(LIB) -lcmocka \
-		$(LDLIBS) -o $@
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes $< $(filter %.o,$^) \
+		$(LIB) -lcmocka $(LDLIBS) -o $@
+
+# Tests of daemon modules link those modules' objects too.
+$(BUILD)/tests/test_json: $(BUILD)/daemon/json.o
 
 unit-bins: $(UNIT_BINS)
 
@@ -97,8 +100,16 @@ $(FUZZ_BUILD)/libfuzzpb.a: $(FUZZ_LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
+$(FUZZ_BUILD)/daemon/%.o: src/daemon/%.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_BUILD)/libfuzzpb.a
-	clang $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_BUILD)/libfuzzpb.a -o $@
+	clang $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(filter %.o,$^) \
+		$(FUZZ_BUILD)/libfuzzpb.a -o $@
+
+# Harnesses of daemon modules link those modules' objects too.
+$(FUZZ_BUILD)/fuzz_json: $(FUZZ_BUILD)/daemon/json.o
 
 fuzz: $(FUZZ_BINS)
 
@@ -124,6 +135,13 @@ install: $(BIN) $(LIB)
 
 format:
 	clang-format -i src/*.c src/*.h src/daemon/*.c include/*.h tests/unit/*.c
+
+# Side-by-side benchmarks (bench/README.md), not part of check: needs root
+# and bench/install-deps.sh.  BENCH_ARGS=--quick for a ~2-minute run.
+.PHONY: bench
+bench: $(BIN)
+	$(PYTHON) bench/run.py --patchbay $(abspath $(BIN)) --readme --profile \
+		$(BENCH_ARGS)
 
 clean:
 	rm -rf build build-*

@@ -136,6 +136,56 @@ int pb_stats_json(pb_t *pb, int fd);
 /* Human-readable list of drop reasons and other counters, for logs. */
 void pb_log_stats(pb_t *pb);
 
+/* ---- runtime control (what the daemon's control socket offers) ---------- */
+
+/*
+ * Like pb_netdev_add(), for a descriptor the caller received from someone
+ * else (a TAP opened in another namespace, a connected socket): the
+ * spec's descriptor key says "passed" instead of a number -- tap and
+ * socket: fd=passed; stream: addr.type=fd,addr.str=passed; dgram:
+ * local.type=fd,local.str=passed -- and means fd.  Numeric descriptors are
+ * refused here, so a spec from a remote requester cannot name the caller's
+ * own descriptors; fd may be -1 when the spec uses none.  The library
+ * keeps a duplicate of fd: the caller closes its own in every case.
+ */
+int pb_netdev_add_fd(pb_t *pb, const char *spec, int fd);
+
+/*
+ * Set a port's link down (up = 0) or up again.  Frames to and from a port
+ * whose link is down are dropped and counted as link_down.  port is a
+ * port name as pb_port_stats() gives it ("t1", "vm.2").
+ */
+int pb_port_set_link(pb_t *pb, const char *port, int up);
+
+/*
+ * Add or remove a forward of a user-mode router at run time.  netdev: the
+ * router's netdev id (NULL: the only router of the instance).  rule:
+ * hostfwd= syntax, "[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT".
+ * Adding listens at once (-EEXIST if that host port is forwarded already,
+ * -EADDRINUSE if something else has it).  Removing closes the listener at
+ * once: TCP connections made through it go on until they end, UDP clients
+ * of it are forgotten.  For removal the rule may stop after HOSTPORT
+ * (QEMU's hostfwd_remove); a full rule must match the guest side too.
+ */
+int pb_hostfwd_add(pb_t *pb, const char *netdev, const char *rule);
+int pb_hostfwd_del(pb_t *pb, const char *netdev, const char *rule);
+
+/* What pb_list_json() lists. */
+enum pb_list {
+	PB_LIST_SEGMENTS,
+	PB_LIST_PORTS,		/* with counters and drops by reason */
+	PB_LIST_FLOWS,		/* the routers' translated connections */
+	PB_LIST_LEASES,		/* the routers' DHCP leases */
+	PB_LIST_FORWARDS,	/* hostfwd and guestfwd rules */
+	PB_LIST_CAPTURES,
+};
+
+/*
+ * Write the live objects of one kind as a JSON array and a newline to fd
+ * (object formats: docs/control.md).  Returns 0 or <0.
+ */
+int pb_list_json(pb_t *pb, enum pb_list what, int fd);
+
 #ifdef __cplusplus
 }
 #endif

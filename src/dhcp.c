@@ -34,6 +34,7 @@
 #define DECLINE_HOLD_NS (600 * NS_PER_SEC)
 #define LEASE_DEFAULT 86400
 #define BOOTP_VEND 64
+#define IP_TAKEN_FRESH_NS (300 * NS_PER_SEC)
 
 static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 
@@ -403,12 +404,26 @@ static bool reserved(const struct dhcp_server *d, uint32_t ip)
 	return false;
 }
 
-/* Is ip answered for by a guest other than mac (a static address)? */
-static bool ip_taken(const struct router *r, uint32_t ip, const uint8_t *mac)
+/* Is ip answered for by the router itself (dhcpstart= may put the gateway
+ * or DNS address in the pool) or by a guest other than mac (a static
+ * address)? */
+static bool ip_taken(const struct router *r, uint32_t ip, const uint8_t *mac,
+		     const struct dhcp_lease *l)
 {
-	const uint8_t *m = router_neigh_lookup(r, ip);
+	uint64_t now = pb_now(r->pb), seen = 0, since;
+	const uint8_t *m = router_neigh_seen(r, ip, &seen);
 
-	return m && memcmp(m, mac, 6);
+	if (router_owns(r, ip))
+		return true;
+	if (!m || !memcmp(m, mac, 6))
+		return false;
+	/* Only a guest heard from since the address was last leased (or,
+	 * for one never leased, lately) holds it: the neighbour table
+	 * remembers old lease holders too. */
+	since = now > IP_TAKEN_FRESH_NS ? now - IP_TAKEN_FRESH_NS : 0;
+	if (l && l->expiry && l->expiry != UINT64_MAX && l->expiry > since)
+		since = l->expiry;
+	return seen >= since;
 }
 
 /* The lease (slot) this client should have, or NULL (pool exhausted).
@@ -445,7 +460,7 @@ static struct dhcp_lease *lease_choose(struct router *r,
 
 		if (l && lease_free(l, now) && l->state != LEASE_DECLINED &&
 		    !reserved(d, m->requested_ip) &&
-		    !ip_taken(r, m->requested_ip, m->chaddr)) {
+		    !ip_taken(r, m->requested_ip, m->chaddr, l)) {
 			best = l;
 			goto found;
 		}
@@ -456,7 +471,7 @@ static struct dhcp_lease *lease_choose(struct router *r,
 		uint32_t ip = lease_ip(d, l);
 
 		if (!lease_free(l, now) || reserved(d, ip) ||
-		    ip_taken(r, ip, m->chaddr) ||
+		    ip_taken(r, ip, m->chaddr, l) ||
 		    (l->state == LEASE_DECLINED && l->expiry > now))
 			continue;
 		if (l->state == LEASE_FREE && !l->expiry && !l->cid_len &&

@@ -324,6 +324,12 @@ void dns_udp_input(struct router *r, const struct ip4_view *ip,
 	int local;
 
 	d->st.queries++;
+	if (r->restricted) {
+		/* restrict=on: no way out, DNS included (DHCP does not
+		 * announce a DNS server then either, as in QEMU) */
+		rdrop(r, RD_RESTRICTED);
+		return;
+	}
 	if (len > QUERY_MAX || dns_parse_query(p, len, &q) < 0 ||
 	    (q.flags & 0x8000)) {
 		d->st.malformed++;

@@ -53,6 +53,7 @@ struct tcp_conn {
 	bool wscale_ok;
 	bool wnd_hold;		/* inside a push: compute the window once */
 	bool wnd_valid;
+	bool refused;		/* in-window data was refused (socket full) */
 	uint8_t snd_shift;	/* guest's window scale */
 	uint8_t rcv_shift;	/* ours */
 	uint8_t retries;
@@ -60,6 +61,8 @@ struct tcp_conn {
 	uint16_t mss;		/* largest segment we send the guest */
 	uint32_t iss;
 	uint32_t snd_una, snd_nxt;
+	uint32_t snd_max;	/* highest sequence sent (snd_nxt rewinds) */
+	uint32_t fin_seq;	/* sequence of our FIN, once host_eof */
 	uint32_t snd_wnd;	/* guest's window, scaled */
 	uint32_t rcv_nxt;
 	uint32_t rcv_adv;	/* right edge of the window we advertised */

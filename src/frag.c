@@ -12,11 +12,11 @@
  * so a chain can be as long as the slots in use: lookups are bounded by
  * max_datagrams, never by anything the guest can grow.
  *
- * Memory.  Fragment data lives in one arena of max_bytes, cut into
- * REASM_BLOCK (512-byte) blocks with a free stack.  Each slot maps the
- * datagram's payload, offset by offset, onto blocks: block[i] holds payload
- * bytes [i * 512, (i + 1) * 512), taken from the free stack the first time
- * a fragment writes into it.  We did not give each slot a contiguous
+ * Memory.  Fragment data lives in one arena of max_bytes (rounded down),
+ * cut into REASM_BLOCK (512-byte) blocks with a free stack.  Each slot maps
+ * the datagram's payload, offset by offset, onto blocks: block[i] holds
+ * payload bytes [i * 512, (i + 1) * 512), taken from the free stack the
+ * first time a fragment writes into it.  We did not give each slot a contiguous
  * 64 KiB buffer (an mmap of max_datagrams * 64 KiB, paying only for touched
  * pages): touched pages stay resident after the datagram is gone, so the
  * memory held would end up max_datagrams * 64 KiB whatever max_bytes says,
@@ -46,25 +46,30 @@
  *   start where it ends), or one reaching beyond 65535 - 20 bytes of
  *   payload (too_big).
  * - A fragment that contradicts what the datagram holds drops the whole
- *   datagram: we cannot tell which side lies, and RFC 5722 / RFC 8200
- *   section 4.5 say to discard it all.  That is any overlap other than an
- *   exact duplicate (overlaps); a last fragment that ends elsewhere than an
- *   earlier last fragment, or before data already received, or a fragment
- *   with MF set reaching the known end (malformed); data that does not fit
- *   65535 bytes behind the first fragment's header (too_big); the piece
- *   limit (malformed).
+ *   datagram: we cannot tell which side lies.  That is IPv6's rule (RFC
+ *   5722, RFC 8200 section 4.5), which Linux applies to IPv4 as well since
+ *   FragmentSmack (CVE-2018-5391).  Contradictions are: any overlap other
+ *   than an exact duplicate (overlaps); a last fragment that ends elsewhere
+ *   than an earlier last fragment, or before data already received, or a
+ *   fragment with MF set reaching the known end (malformed); data that
+ *   does not fit 65535 bytes behind the first fragment's header (too_big);
+ *   the piece limit (malformed).
  * - An exact duplicate (same offset, length, MF and payload bytes; the
  *   header may differ) is dropped alone and the datagram goes on
  *   (duplicates): the network may duplicate packets, and RFC 8200 section
  *   4.5 allows this.  A "duplicate" with different bytes is an overlap.
  * - When every slot is in use, or the free blocks cannot hold the
  *   fragment, the new fragment is refused and the datagrams already held
- *   keep their resources (full).  Nothing older is evicted: a flood of new
- *   datagrams cannot push out ones about to complete.
+ *   keep their resources (full).  Nothing older is evicted, so a flood of
+ *   new datagrams cannot push out ones about to complete; the other side of
+ *   that choice is that a guest filling every slot with datagrams it never
+ *   completes blocks reassembly for everyone for up to timeout_ns.  The
+ *   caller sizes the caps and the timeout for that.
  *
  * Time.  A datagram is dropped (timeouts) once its first fragment arrived
- * more than timeout_ns ago; later fragments do not extend its life (RFC
- * 791's reassembly timer, as Linux does).  The age list is in creation
+ * more than timeout_ns ago; later fragments do not extend its life, as in
+ * Linux (RFC 791 would raise the timer to each fragment's TTL, which lets a
+ * sender keep a datagram alive indefinitely).  The age list is in creation
  * order, so expiry looks only at its head: reasm_input() expires lazily
  * before each fragment, and reasm_expire() lets the caller's timer reclaim
  * memory when no fragment comes.  The clock is the caller's monotonic ns;
@@ -93,7 +98,6 @@
 #define IP4_HLEN_MAX 60
 #define IP4_LEN_MAX 65535
 #define IP4_PAYLOAD_MAX (IP4_LEN_MAX - IP4_HLEN_MIN)
-#define IP4_RF 0x8000 /* reserved flag */
 #define IP4_DF 0x4000
 #define IP4_MF 0x2000
 #define IP4_OFFMASK 0x1fff
@@ -127,7 +131,6 @@ struct dgram {
 	uint32_t src, dst;
 	uint16_t id;
 	uint8_t proto;
-	bool used;
 	bool last_in; /* MF-clear fragment seen: total is known */
 	uint8_t hlen; /* header length of offset 0; 0: not yet */
 	uint16_t npieces;
@@ -144,7 +147,6 @@ struct dgram {
 
 struct reasm {
 	struct dgram *dg;
-	uint32_t ndg;
 	uint32_t pending;
 	uint32_t free_dg; /* free slot stack, through hnext */
 	uint32_t *bucket;
@@ -176,7 +178,6 @@ struct reasm *reasm_new(unsigned max_datagrams, size_t max_bytes,
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return NULL;
-	r->ndg = max_datagrams;
 	r->mask = nb - 1;
 	r->nblk = (uint32_t) nblk;
 	r->timeout_ns = timeout_ns;
@@ -318,7 +319,6 @@ static struct dgram *dgram_new(struct reasm *r, const struct frag *f,
 	d->dst = f->dst;
 	d->id = f->id;
 	d->proto = f->proto;
-	d->used = true;
 	d->last_in = false;
 	d->hlen = 0;
 	d->npieces = 0;
@@ -367,7 +367,6 @@ static void dgram_free(struct reasm *r, struct dgram *d)
 	else
 		r->newest = d->older;
 
-	d->used = false;
 	d->hnext = r->free_dg;
 	r->free_dg = i;
 	r->pending--;

@@ -25,7 +25,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "flow.h"
+#include "netdev.h"
 #include "router.h"
+#include "smb.h"
 #include "sockaddr.h"
 
 static int parse_port(const char *s, size_t n, uint16_t *out, bool zero_ok)
@@ -71,20 +74,21 @@ static int parse_addr_port(const char *s, size_t n, uint32_t *addr,
 	return parse_port(colon + 1, n - al - 1, port, zero_ok);
 }
 
-int fwd_parse_hostfwd(struct router *r, const char *s, char *err,
-		      size_t errlen)
+/*
+ * Parse a hostfwd rule into *h.  host_only: the short form
+ * "[tcp|udp]:[HOSTADDR]:HOSTPORT" (QEMU's hostfwd_remove) is accepted too;
+ * the guest fields are then left zero.
+ */
+static int hostfwd_parse(const struct router *r, const char *s,
+			 struct hostfwd *h, bool host_only, char *err,
+			 size_t errlen)
 {
-	struct hostfwd *h;
 	const char *p = s, *dash;
 	uint32_t haddr = htonl(INADDR_ANY), gaddr = r->dhcp_start;
 	bool has;
 
-	if (r->nhostfwd == HOSTFWD_MAX) {
-		snprintf(err, errlen, "hostfwd: at most %d forwards", HOSTFWD_MAX);
-		return -ENOSPC;
-	}
-	h = &r->hostfwd[r->nhostfwd];
 	memset(h, 0, sizeof(*h));
+	h->fd = -1;
 	/* The first ':'-separated field is the protocol, maybe empty. */
 	h->proto = FWD_TCP;
 	if (!strncmp(p, "udp:", 4))
@@ -93,6 +97,8 @@ int fwd_parse_hostfwd(struct router *r, const char *s, char *err,
 		goto bad;
 	p = strchr(p, ':') + 1;
 	dash = strchr(p, '-');
+	if (!dash && host_only)
+		dash = p + strlen(p);
 	if (!dash)
 		goto bad;
 	if (parse_addr_port(p, (size_t)(dash - p), &haddr, &has, &h->guest_port,
@@ -101,6 +107,9 @@ int fwd_parse_hostfwd(struct router *r, const char *s, char *err,
 	h->host.sin_family = AF_INET;
 	h->host.sin_port = htons(h->guest_port);
 	h->host.sin_addr.s_addr = haddr;
+	h->guest_port = 0;
+	if (!*dash)
+		return 0;
 	if (parse_addr_port(dash + 1, strlen(dash + 1), &gaddr, &has,
 			    &h->guest_port, false))
 		goto bad;
@@ -110,14 +119,27 @@ int fwd_parse_hostfwd(struct router *r, const char *s, char *err,
 		return -EINVAL;
 	}
 	h->guest_ip = gaddr;
-	h->fd = -1;
-	r->nhostfwd++;
 	return 0;
 bad:
 	snprintf(err, errlen,
-		 "hostfwd '%s': want [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT",
-		 s);
+		 "hostfwd '%s': want [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT%s",
+		 s, host_only ? " or [tcp|udp]:[HOSTADDR]:HOSTPORT" : "");
 	return -EINVAL;
+}
+
+int fwd_parse_hostfwd(struct router *r, const char *s, char *err,
+		      size_t errlen)
+{
+	int rc;
+
+	if (r->nhostfwd == HOSTFWD_MAX) {
+		snprintf(err, errlen, "hostfwd: at most %d forwards", HOSTFWD_MAX);
+		return -ENOSPC;
+	}
+	rc = hostfwd_parse(r, s, &r->hostfwd[r->nhostfwd], false, err, errlen);
+	if (!rc)
+		r->nhostfwd++;
+	return rc;
 }
 
 int fwd_parse_guestfwd(struct router *r, const char *s, char *err,
@@ -182,37 +204,47 @@ bad:
 	return -EINVAL;
 }
 
+/* Open the listening socket of forward i. */
+static int fwd_listen(struct router *r, unsigned i)
+{
+	struct hostfwd *h = &r->hostfwd[i];
+	int type = h->proto == FWD_TCP ? SOCK_STREAM : SOCK_DGRAM;
+	int one = 1, fd, err;
+	char name[64];
+
+	saddr_str((struct sockaddr *)&h->host, sizeof(h->host), name,
+		  sizeof(name));
+	fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&h->host, sizeof(h->host)) < 0 ||
+	    (type == SOCK_STREAM && listen(fd, 128) < 0))
+		goto fail;
+	err = loop_add(&r->pb->loop, fd, EPOLLIN, ref_make(REF_HOSTFWD, i, r->nd));
+	if (err < 0) {
+		errno = -err;
+		goto fail;
+	}
+	h->fd = fd;
+	log_info(&r->pb->log, "hostfwd %s %s -> guest port %u",
+		 h->proto == FWD_TCP ? "tcp" : "udp", name, h->guest_port);
+	return 0;
+fail:
+	err = errno;
+	if (fd >= 0)
+		close(fd);
+	return pb__err(r->pb, -err, "hostfwd %s %s: %s",
+		       h->proto == FWD_TCP ? "tcp" : "udp", name, strerror(err));
+}
+
 int fwd_start(struct router *r)
 {
 	for (unsigned i = 0; i < r->nhostfwd; i++) {
-		struct hostfwd *h = &r->hostfwd[i];
-		int type = h->proto == FWD_TCP ? SOCK_STREAM : SOCK_DGRAM;
-		int one = 1, fd;
-		char name[64];
+		int rc = fwd_listen(r, i);
 
-		saddr_str((struct sockaddr *)&h->host, sizeof(h->host), name,
-			  sizeof(name));
-		fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			goto fail;
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(fd, (struct sockaddr *)&h->host, sizeof(h->host)) < 0 ||
-		    (type == SOCK_STREAM && listen(fd, 128) < 0)) {
-			close(fd);
-			goto fail;
-		}
-		h->fd = fd;
-		if (loop_add(&r->pb->loop, fd, EPOLLIN,
-			     ref_make(REF_HOSTFWD, i, r->nd)) < 0)
-			goto fail;
-		log_info(&r->pb->log, "hostfwd %s %s -> guest port %u",
-			 h->proto == FWD_TCP ? "tcp" : "udp", name,
-			 h->guest_port);
-		continue;
-fail:
-		return pb__err(r->pb, -errno, "hostfwd %s %s: %s",
-			       h->proto == FWD_TCP ? "tcp" : "udp", name,
-			       strerror(errno));
+		if (rc)
+			return rc;
 	}
 	return 0;
 }
@@ -292,6 +324,10 @@ int fwd_guest_connect(struct router *r, const struct guestfwd *g,
 		*connected = true;
 		return fwd_spawn(r, g->target);
 	}
+	if (g->kind == GFWD_SMB) {
+		*connected = true;
+		return smb_connect(r);
+	}
 	fd = socket(g->kind == GFWD_UNIX ? AF_UNIX : AF_INET,
 		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -312,4 +348,187 @@ int fwd_guest_connect(struct router *r, const struct guestfwd *g,
 	rc = -errno;
 	close(fd);
 	return rc;
+}
+
+/* ---- listing and runtime changes (the control socket) ---------------------- */
+
+void fwd_hostfwd_rule(const struct hostfwd *h, char *out, size_t size)
+{
+	char ha[INET_ADDRSTRLEN] = "", ga[INET_ADDRSTRLEN];
+
+	if (h->host.sin_addr.s_addr != htonl(INADDR_ANY))
+		inet_ntop(AF_INET, &h->host.sin_addr, ha, sizeof(ha));
+	inet_ntop(AF_INET, &h->guest_ip, ga, sizeof(ga));
+	snprintf(out, size, "%s:%s:%u-%s:%u", h->proto == FWD_TCP ? "tcp" : "udp",
+		 ha, ntohs(h->host.sin_port), ga, h->guest_port);
+}
+
+void fwd_guestfwd_rule(const struct guestfwd *g, char *out, size_t size)
+{
+	char ga[INET_ADDRSTRLEN], ta[INET_ADDRSTRLEN];
+
+	inet_ntop(AF_INET, &g->ip, ga, sizeof(ga));
+	switch (g->kind) {
+	case GFWD_CMD:
+		snprintf(out, size, "tcp:%s:%u-cmd:%s", ga, g->port, g->target);
+		break;
+	case GFWD_UNIX:
+		snprintf(out, size, "tcp:%s:%u-unix:%s", ga, g->port, g->target);
+		break;
+	case GFWD_INET:
+		inet_ntop(AF_INET, &g->inet.sin_addr, ta, sizeof(ta));
+		snprintf(out, size, "tcp:%s:%u-%s:%u", ga, g->port, ta,
+			 ntohs(g->inet.sin_port));
+		break;
+	default:
+		snprintf(out, size, "tcp:%s:%u-%s", ga, g->port, g->target);
+		break;
+	}
+}
+
+/* The checks both runtime changes start with; *out: the router of netdev
+ * id (NULL or "": the only router there is). */
+static int fwd_router(struct pb *pb, const char *id, const char *rule,
+		      struct router **out)
+{
+	int nd;
+
+	pb->errmsg[0] = '\0';
+	if (!rule)
+		return pb__err(pb, -EINVAL, "hostfwd: no rule");
+	if (pb->in_round)
+		return pb__err(pb, -EBUSY, "hostfwd: cannot change forwards from inside a callback");
+	loop_update_now(&pb->loop);
+	if (!id || !*id) {
+		if (pb->nrouters != 1)
+			return pb__err(pb, -EINVAL, "hostfwd: name the user-mode netdev (there are %u)",
+				       pb->nrouters);
+		*out = router_get(pb, pb->routers[0]);
+		return 0;
+	}
+	nd = netdev_find(pb, id);
+	if (nd < 0)
+		return pb__err(pb, -ENOENT, "hostfwd: no netdev '%s'", id);
+	*out = router_get(pb, (uint32_t)nd);
+	if (!*out)
+		return pb__err(pb, -EINVAL, "hostfwd: netdev '%s' is not a user-mode router (-netdev user)",
+			       id);
+	return 0;
+}
+
+/*
+ * Index of a forward among the first n that listens where key does (same
+ * protocol and port; addresses equal or one of them the wildcard), and
+ * with guest: also forwards to the same guest address and port; or -1.
+ */
+static int hostfwd_find(const struct router *r, const struct hostfwd *key,
+			unsigned n, bool guest)
+{
+	for (unsigned i = 0; i < n; i++) {
+		const struct hostfwd *h = &r->hostfwd[i];
+		uint32_t a = h->host.sin_addr.s_addr;
+		uint32_t b = key->host.sin_addr.s_addr;
+
+		if (h->proto != key->proto ||
+		    h->host.sin_port != key->host.sin_port)
+			continue;
+		if (a != b && (guest || (a != htonl(INADDR_ANY) &&
+					 b != htonl(INADDR_ANY))))
+			continue;
+		if (guest && (h->guest_ip != key->guest_ip ||
+			      h->guest_port != key->guest_port))
+			continue;
+		return (int)i;
+	}
+	return -1;
+}
+
+int pb_hostfwd_add(pb_t *pb, const char *netdev, const char *rule)
+{
+	char err[OPTS_ERR_LEN];
+	struct router *r;
+	unsigned i;
+	int rc;
+
+	rc = fwd_router(pb, netdev, rule, &r);
+	if (rc)
+		return rc;
+	rc = fwd_parse_hostfwd(r, rule, err, sizeof(err));
+	if (rc)
+		return pb__err(pb, rc, "%s", err);
+	i = r->nhostfwd - 1;
+	if (hostfwd_find(r, &r->hostfwd[i], i, false) >= 0) {
+		r->nhostfwd--;
+		return pb__err(pb, -EEXIST, "hostfwd '%s': that host port is already forwarded",
+			       rule);
+	}
+	rc = fwd_listen(r, i);
+	if (rc)
+		r->nhostfwd--;
+	return rc;
+}
+
+/*
+ * Remove forward i: its listener closes at once.  TCP connections made
+ * through it have sockets of their own and go on (marked as no longer
+ * belonging to a forward); UDP clients share the listener's socket, so
+ * their flows end with it.  The last forward moves into slot i, and what
+ * refers to it by index (its epoll reference, its flows) follows.
+ */
+static void fwd_remove(struct router *r, unsigned i)
+{
+	struct hostfwd *h = &r->hostfwd[i];
+	unsigned last = r->nhostfwd - 1;
+	char rule[128];
+
+	fwd_hostfwd_rule(h, rule, sizeof(rule));
+	for (uint32_t k = 0; k < r->flows->high; k++) {
+		struct flow *f = &r->flows->f[k];
+
+		if (!f->used || f->hostfwd != (int)i)
+			continue;
+		if (f->shared_fd) {
+			r->st.udp_closed++;
+			router_flow_close(r, f);
+		} else {
+			f->hostfwd = HOSTFWD_REMOVED;
+		}
+	}
+	if (h->fd >= 0) {
+		loop_del(&r->pb->loop, h->fd);
+		close(h->fd);
+	}
+	log_info(&r->pb->log, "hostfwd %s removed", rule);
+	if (i != last) {
+		*h = r->hostfwd[last];
+		if (h->fd >= 0)
+			loop_mod(&r->pb->loop, h->fd, EPOLLIN,
+				 ref_make(REF_HOSTFWD, i, r->nd));
+		for (uint32_t k = 0; k < r->flows->high; k++)
+			if (r->flows->f[k].used &&
+			    r->flows->f[k].hostfwd == (int)last)
+				r->flows->f[k].hostfwd = (int)i;
+	}
+	r->nhostfwd--;
+}
+
+int pb_hostfwd_del(pb_t *pb, const char *netdev, const char *rule)
+{
+	char err[OPTS_ERR_LEN];
+	struct hostfwd key;
+	struct router *r;
+	int rc, i;
+
+	rc = fwd_router(pb, netdev, rule, &r);
+	if (rc)
+		return rc;
+	rc = hostfwd_parse(r, rule, &key, true, err, sizeof(err));
+	if (rc)
+		return pb__err(pb, rc, "%s", err);
+	i = hostfwd_find(r, &key, r->nhostfwd, strchr(rule, '-') != NULL);
+	if (i < 0)
+		return pb__err(pb, -ENOENT, "hostfwd '%s': no such forward on netdev %s",
+			       rule, pb->netdevs[r->nd].id);
+	fwd_remove(r, (unsigned)i);
+	return 0;
 }

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /* netdev.c: create and remove netdevs from QEMU -netdev option strings. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "capture.h"
@@ -158,6 +160,135 @@ int netdev_add(struct pb *pb, const char *spec)
 out:
 	free(o);
 	return ret;
+}
+
+/* ---- a descriptor passed by the embedder (pb_netdev_add_fd) -------------- */
+
+/* Keys whose value is a descriptor number, and the key that must say
+ * "fd" for it to be used. */
+static const struct {
+	const char *key, *type_key;
+} fd_keys[] = {
+	{ "fd", NULL },
+	{ "addr.str", "addr.type" },
+	{ "local.str", "local.type" },
+};
+
+/* Does spec have the element "key=val" (whole, outside escapes)? */
+static bool spec_has(const char *spec, const char *key, const char *val)
+{
+	size_t kl = strlen(key), vl = strlen(val);
+	const char *p = spec;
+
+	for (;;) {
+		if (!strncmp(p, key, kl) && p[kl] == '=' &&
+		    !strncmp(p + kl + 1, val, vl) &&
+		    (p[kl + 1 + vl] == '\0' ||
+		     (p[kl + 1 + vl] == ',' && p[kl + 2 + vl] != ',')))
+			return true;
+		/* to the start of the next element */
+		while (*p && !(*p == ',' && p[1] != ','))
+			p += *p == ',' ? 2 : 1;
+		if (!*p)
+			return false;
+		p++;
+	}
+}
+
+/*
+ * Copy spec into out (at least strlen(spec) + 16 bytes) with the value
+ * "passed" of a descriptor key replaced by fd.  A numeric descriptor is
+ * refused: whoever sends a spec through a control channel must not name
+ * the daemon's own descriptors.  "passed" must appear exactly when fd >= 0,
+ * once, under a key the spec really uses (addr.str with addr.type=fd...).
+ */
+static int passed_fd_spec(struct pb *pb, const char *spec, int fd, char *out)
+{
+	const char *p = spec;
+	size_t o = 0;
+	int uses = 0;
+
+	while (*p) {
+		const char *e = p, *eq;
+		size_t klen;
+		int k = -1;
+
+		while (*e && !(*e == ',' && e[1] != ','))
+			e += *e == ',' ? 2 : 1;
+		eq = memchr(p, '=', (size_t)(e - p));
+		klen = eq ? (size_t)(eq - p) : 0;
+		for (size_t i = 0; eq && i < ARRAY_SIZE(fd_keys); i++)
+			if (strlen(fd_keys[i].key) == klen &&
+			    !memcmp(p, fd_keys[i].key, klen))
+				k = (int)i;
+		if (k < 0) {
+			memcpy(out + o, p, (size_t)(e - p));
+			o += (size_t)(e - p);
+		} else if ((size_t)(e - eq - 1) != 6 || memcmp(eq + 1, "passed", 6)) {
+			return pb__err(pb, -EINVAL, "netdev: '%.*s': only '%s=passed' is accepted here (send the descriptor along)",
+				       (int)(e - p), p, fd_keys[k].key);
+		} else if (fd < 0) {
+			return pb__err(pb, -EINVAL, "netdev: '%s=passed' but no descriptor came along",
+				       fd_keys[k].key);
+		} else if (uses++) {
+			return pb__err(pb, -EINVAL, "netdev: only one key may say 'passed'");
+		} else if (fd_keys[k].type_key &&
+			   !spec_has(spec, fd_keys[k].type_key, "fd")) {
+			return pb__err(pb, -EINVAL, "netdev: '%s=passed' needs %s=fd",
+				       fd_keys[k].key, fd_keys[k].type_key);
+		} else {
+			o += (size_t)sprintf(out + o, "%s=%d", fd_keys[k].key, fd);
+		}
+		if (*e)
+			out[o++] = *e++;
+		p = e;
+	}
+	out[o] = '\0';
+	if (fd >= 0 && !uses)
+		return pb__err(pb, -EINVAL, "netdev: a descriptor came along but the spec does not use it (write fd=passed, addr.str=passed or local.str=passed)");
+	return 0;
+}
+
+/* Are a and b the same open file (so that b is still our duplicate)? */
+static bool same_file(int a, int b)
+{
+	struct stat sa, sb;
+
+	return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 &&
+	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+int pb_netdev_add_fd(pb_t *pb, const char *spec, int fd)
+{
+	int dupfd = -1, rc;
+	char *buf;
+
+	pb->errmsg[0] = '\0';
+	if (!spec || strlen(spec) > OPTS_MAX_LEN)
+		return pb__err(pb, -EINVAL, "netdev: no spec, or longer than %d bytes",
+			       OPTS_MAX_LEN);
+	buf = malloc(strlen(spec) + 16);
+	if (!buf)
+		return pb__err(pb, -ENOMEM, "out of memory");
+	if (fd >= 0) {
+		dupfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (dupfd < 0) {
+			rc = pb__err(pb, -errno, "netdev: passed descriptor: %s",
+				     strerror(errno));
+			goto out;
+		}
+	}
+	rc = passed_fd_spec(pb, spec, dupfd, buf);
+	if (!rc) {
+		loop_update_now(&pb->loop);
+		rc = netdev_add(pb, buf);
+	}
+	/* A backend that failed may or may not have closed the duplicate. */
+	if (rc && dupfd >= 0 && same_file(dupfd, fd))
+		close(dupfd);
+out:
+	free(buf);
+	return rc;
 }
 
 static void netdev_free(struct pb *pb, struct netdev *nd)

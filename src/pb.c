@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "capture.h"
+#include "jsonw.h"
+#include "list.h"
 #include "netdev.h"
 #include "port.h"
 #include "router_api.h"
@@ -365,94 +367,18 @@ int pb_port_stats(pb_t *pb, struct pb_port_stats *out, int max)
 	return n;
 }
 
-/* Write s as a JSON string (escaping what JSON requires). */
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
 int pb_stats_json(pb_t *pb, int fd)
 {
 	const char *sep = "";
-	FILE *f;
-	int dupfd = dup(fd);
+	FILE *f = jsonw_open(fd);
 
-	if (dupfd < 0)
+	if (!f)
 		return -errno;
-	f = fdopen(dupfd, "w");
-	if (!f) {
-		close(dupfd);
-		return -ENOMEM;
-	}
 	fprintf(f, "{\"version\":1,\"seq\":%llu,\"segments\":[",
 		(unsigned long long)++pb->stats_seq);
-	for (uint32_t i = 0; i < pb->max_segs; i++) {
-		const struct segment *s = &pb->segs[i];
-
-		if (!s->used)
-			continue;
-		fprintf(f, "%s{\"id\":", sep);
-		json_str(f, s->id);
-		fprintf(f, ",\"type\":\"%s\",\"ports\":%u,\"frames\":%llu,\"bytes\":%llu,"
-			   "\"flooded\":%llu,\"forwarded\":%llu,\"filtered\":%llu",
-			s->type == SEG_SWITCH ? "switch" : "hub", s->nmembers,
-			(unsigned long long)s->frames,
-			(unsigned long long)s->bytes,
-			(unsigned long long)s->flooded,
-			(unsigned long long)s->forwarded,
-			(unsigned long long)s->filtered);
-		if (s->type == SEG_SWITCH)
-			fprintf(f, ",\"fdb_entries\":%u,\"fdb_max\":%u,\"fdb_learned\":%llu,"
-				   "\"fdb_moved\":%llu,\"fdb_full\":%llu,\"fdb_aged\":%llu",
-				s->fdb.count, s->fdb.max,
-				(unsigned long long)s->fdb.learned,
-				(unsigned long long)s->fdb.moved,
-				(unsigned long long)s->fdb.full,
-				(unsigned long long)s->fdb.aged);
-		fputc('}', f);
-		sep = ",";
-	}
+	list_segments(f, pb);
 	fputs("],\"ports\":[", f);
-	sep = "";
-	for (uint32_t i = 0; i < pb->max_ports; i++) {
-		const struct port *p = &pb->ports[i];
-
-		if (!p->used || p->dead)
-			continue;
-		fprintf(f, "%s{\"name\":", sep);
-		json_str(f, p->name);
-		fputs(",\"netdev\":", f);
-		json_str(f, pb->netdevs[p->netdev].id);
-		fprintf(f, ",\"type\":\"%s\",\"segment\":", p->ops->type);
-		json_str(f, pb->segs[p->seg].id);
-		fputs(",\"peer\":", f);
-		json_str(f, p->peer);
-		fprintf(f, ",\"rx_frames\":%llu,\"rx_bytes\":%llu,\"tx_frames\":%llu,"
-			   "\"tx_bytes\":%llu,\"drops\":{",
-			(unsigned long long)p->rx_frames,
-			(unsigned long long)p->rx_bytes,
-			(unsigned long long)p->tx_frames,
-			(unsigned long long)p->tx_bytes);
-		for (int d = 0; d < DROP_REASON_MAX; d++)
-			fprintf(f, "%s\"%s\":%llu", d ? "," : "",
-				drop_reason_names[d],
-				(unsigned long long)p->drops[d]);
-		fputc('}', f);
-		router_stats_json(pb, (uint32_t)p->netdev, f);
-		fputc('}', f);
-		sep = ",";
-	}
+	list_ports(f, pb, true);
 	fputs("],\"captures\":[", f);
 	sep = "";
 	for (int i = 0; i < MAX_CAPTURES; i++) {
@@ -461,16 +387,16 @@ int pb_stats_json(pb_t *pb, int fd)
 		if (!c->used)
 			continue;
 		fprintf(f, "%s{\"id\":", sep);
-		json_str(f, c->id);
+		jsonw_str(f, c->id);
 		fputs(",\"file\":", f);
-		json_str(f, c->file);
+		jsonw_str(f, c->file);
 		fprintf(f, ",\"frames\":%llu,\"write_errors\":%llu}",
 			(unsigned long long)c->frames,
 			(unsigned long long)c->write_errors);
 		sep = ",";
 	}
 	fputs("]}\n", f);
-	return fclose(f) == 0 ? 0 : -EIO;
+	return jsonw_close(f);
 }
 
 void pb_log_stats(pb_t *pb)

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "capture.h"
+#include "netdev.h"
 #include "port.h"
 #include "seg.h"
 
@@ -175,4 +176,26 @@ void port_enqueue(struct pb *pb, struct port *p, const uint8_t *frame,
 		p->dirty = true;
 		pb->dirty[pb->ndirty++] = port_index(pb, p);
 	}
+}
+
+int pb_port_set_link(pb_t *pb, const char *name, int up)
+{
+	pb->errmsg[0] = '\0';
+	if (!name)
+		return pb__err(pb, -EINVAL, "link: no port name");
+	for (uint32_t i = 0; i < pb->max_ports; i++) {
+		struct port *p = &pb->ports[i];
+
+		if (!p->used || p->dead || strcmp(p->name, name))
+			continue;
+		if (p->link_down != !up)
+			log_info(&pb->log, "port %s: link %s", p->name,
+				 up ? "up" : "down");
+		p->link_down = !up;
+		return 0;
+	}
+	if (netdev_find(pb, name) >= 0)
+		return pb__err(pb, -ENOENT, "link: netdev '%s' has no port of that name (a listener's ports are %s.1, %s.2, ...)",
+			       name, name, name);
+	return pb__err(pb, -ENOENT, "link: no port '%s'", name);
 }

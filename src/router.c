@@ -47,6 +47,8 @@
 #include "router.h"
 #include "router_api.h"
 #include "seg.h"
+#include "smb.h"
+#include "tftp.h"
 
 #define NEIGH_PROBE 8
 #define TICK_FAST_NS (20 * NS_PER_MS)
@@ -125,6 +127,22 @@ void router_neigh_learn(struct router *r, uint32_t ip, const uint8_t *mac)
 	r->neigh[oldest].seen = pb_now(r->pb);
 }
 
+const uint8_t *router_neigh_seen(const struct router *r, uint32_t ip,
+				 uint64_t *seen)
+{
+	unsigned h = neigh_home(ip);
+
+	for (unsigned k = 0; k < NEIGH_PROBE; k++) {
+		const struct neigh *n = &r->neigh[(h + k) % NEIGH_MAX];
+
+		if (n->ip == ip) {
+			*seen = n->seen;
+			return n->mac;
+		}
+	}
+	return NULL;
+}
+
 const uint8_t *router_neigh_lookup(const struct router *r, uint32_t ip)
 {
 	unsigned h = neigh_home(ip);
@@ -140,18 +158,30 @@ const uint8_t *router_neigh_lookup(const struct router *r, uint32_t ip)
 
 /* ---- output ---------------------------------------------------------------- */
 
+/*
+ * Never flushes by itself: a caller may hold slots it has not emitted yet,
+ * and a flush would hand them out again.  Callers that build many frames
+ * call router_make_room() first, while they hold none.
+ */
 uint8_t *router_alloc(struct router *r)
 {
-	if (r->arena_used == ARENA_SLOTS && r->pb->flush_depth == 0) {
-		/* not inside a round's flush: send what we have, reuse */
-		seg_flush(r->pb);
-		r->st.arena_flushes++;
-	}
 	if (r->arena_used == ARENA_SLOTS) {
 		rdrop(r, RD_ARENA);
 		return NULL;
 	}
 	return r->arena + (size_t)r->arena_used++ * r->slot_size;
+}
+
+bool router_make_room(struct router *r, unsigned n)
+{
+	if (ARENA_SLOTS - r->arena_used >= n)
+		return true;
+	if (r->pb->flush_depth)
+		return false;
+	/* not inside a round's flush: send what we have, reuse */
+	seg_flush(r->pb);
+	r->st.arena_flushes++;
+	return ARENA_SLOTS - r->arena_used >= n;
 }
 
 void router_flush(struct router *r)
@@ -173,6 +203,11 @@ void router_round_end(struct pb *pb)
 static void router_emit(struct router *r, uint8_t *frame, size_t len)
 {
 	r->st.frames_out++;
+	seg_input(r->pb, r->port, frame, len);
+}
+
+void router_emit_frame(struct router *r, uint8_t *frame, size_t len)
+{
 	seg_input(r->pb, r->port, frame, len);
 }
 
@@ -435,12 +470,17 @@ static void router_tick(struct pb *pb, uint32_t nd)
 		reasm_expire(r->reasm, now);
 		r->next_slow = now + TICK_SLOW_NS;
 	}
+	tftp_timer(r, now);
+	uint64_t ra = ip6_tick(r, now);
+
 	tcp_send_acks(r);
 	router_flush(r);
 	if (fast)
 		router_kick_timer(r, TICK_FAST_NS);
 	else if (r->flows->count)
 		router_kick_timer(r, TICK_SLOW_NS);
+	if (ra)
+		router_kick_timer(r, ra);
 }
 
 /* ---- input ------------------------------------------------------------------------ */
@@ -615,6 +655,8 @@ static void router_input(struct router *r, const uint8_t *frame, size_t len)
 		arp_input(r, eth.src, c);
 	else if (eth.type == ETH_P_IP_)
 		ip4_input(r, eth.src, eth.dst, c);
+	else if (eth.type == 0x86dd)
+		ip6_input(r, eth.src, c);
 	else
 		rdrop(r, RD_ETHERTYPE);
 }
@@ -654,6 +696,8 @@ static void router_close(struct pb *pb, struct netdev *nd)
 	}
 	reasm_free(r->reasm);
 	dhcp_free(&r->dhcp);
+	tftp_free(r);
+	smb_free(r);
 	if (r->arena)
 		munmap(r->arena, (size_t)ARENA_SLOTS * r->slot_size);
 	timer_free(&pb->loop, r->timer);
@@ -761,7 +805,9 @@ static const char *const user_keys[] = {
 	"restrict", "ipv4", "hostfwd", "guestfwd", "mtu", "host-loopback",
 	"outbound-addr", "max-flows", "hostname", "domainname", "dnssearch",
 	"bootfile", "tftp-server-name", "dhcp-host", "dhcp-option", "dhcp",
-	"dhcp-lease", "dns-upstream", "dns-resolv-conf", NULL,
+	"dhcp-lease", "dns-upstream", "dns-resolv-conf", "ipv6", "ipv6-prefix",
+	"ipv6-prefixlen", "ipv6-host", "ipv6-dns", "tftp", "smb",
+	"smbserver", NULL,
 };
 
 static const char *const user_repeatable[] = {
@@ -845,6 +891,12 @@ static int user_create(struct pb *pb, struct netdev *nd, const struct opts *o)
 	rc = dhcp_configure(r, o, err, errlen);
 	if (!rc)
 		rc = dns_configure(r, o, err, errlen);
+	if (!rc)
+		rc = tftp_configure(r, o, err, errlen);
+	if (!rc)
+		rc = smb_configure(r, o, err, errlen);
+	if (!rc)
+		rc = ip6_configure(r, o, err, errlen);
 	if (rc) {
 		rc = pb__err(pb, rc, "%s: %s", o->what, err);
 		goto fail;
@@ -877,6 +929,8 @@ static int user_create(struct pb *pb, struct netdev *nd, const struct opts *o)
 	}
 	str_copy(r->port->peer, sizeof(r->port->peer), "user-mode router");
 	pb->routers[pb->nrouters++] = r->nd;
+	if (r->ip6.enabled)
+		router_kick_timer(r, 1);	/* the first router advertisement */
 	{
 		char net[16], gw[16], dns[16];
 
@@ -972,13 +1026,33 @@ void router_stats_json(struct pb *pb, uint32_t nd, void *file)
 
 	fprintf(f, "]},\"dns\":{\"queries\":%llu,\"local\":%llu,\"forwarded\":%llu,"
 		   "\"answers\":%llu,\"malformed\":%llu,\"mismatched\":%llu,"
-		   "\"timeouts\":%llu,\"no_upstream\":%llu,\"upstreams\":%u}}",
+		   "\"timeouts\":%llu,\"no_upstream\":%llu,\"upstreams\":%u}",
 		(unsigned long long)ns->queries, (unsigned long long)ns->local,
 		(unsigned long long)ns->forwarded, (unsigned long long)ns->answers,
 		(unsigned long long)ns->malformed,
 		(unsigned long long)ns->mismatched,
 		(unsigned long long)ns->timeouts,
 		(unsigned long long)ns->no_upstream, r->dnscfg.nup);
+	const struct ip6_stats *s6 = &r->ip6.st;
+
+	fprintf(f, ",\"ipv6\":{\"enabled\":%s,\"rx\":%llu,\"malformed\":%llu,"
+		   "\"ext_dropped\":%llu,\"param_problem\":%llu,\"no_route\":%llu,"
+		   "\"echo\":%llu,\"rs\":%llu,\"ra_sent\":%llu,\"ra_limited\":%llu,"
+		   "\"ns\":%llu,\"na_sent\":%llu,\"na\":%llu,\"nd_invalid\":%llu,"
+		   "\"mld\":%llu,\"other\":%llu}",
+		r->ip6.enabled ? "true" : "false", (unsigned long long)s6->rx,
+		(unsigned long long)s6->malformed,
+		(unsigned long long)s6->ext_dropped,
+		(unsigned long long)s6->param_problem,
+		(unsigned long long)s6->no_route, (unsigned long long)s6->echo,
+		(unsigned long long)s6->rs, (unsigned long long)s6->ra_sent,
+		(unsigned long long)s6->ra_limited, (unsigned long long)s6->ns,
+		(unsigned long long)s6->na_sent, (unsigned long long)s6->na,
+		(unsigned long long)s6->nd_invalid, (unsigned long long)s6->mld,
+		(unsigned long long)s6->other);
+	tftp_stats_json(r, f);
+	smb_stats_json(r, f);
+	fputc('}', f);
 }
 
 int pb_router_info(pb_t *pb, const char *id, struct pb_router_info *out)

@@ -10,7 +10,9 @@
 #include <stdint.h>
 
 #include "dhcp.h"
+#include "dhcp6.h"
 #include "dns.h"
+#include "ip6.h"
 #include "pb.h"
 #include "pkt.h"
 
@@ -77,7 +79,10 @@ struct hostfwd {
 	uint32_t conns;
 };
 
-enum guestfwd_kind { GFWD_CMD, GFWD_INET, GFWD_UNIX };
+/* flow.hostfwd of a connection whose forward was removed at run time. */
+#define HOSTFWD_REMOVED (-2)
+
+enum guestfwd_kind { GFWD_CMD, GFWD_INET, GFWD_UNIX, GFWD_SMB };
 
 struct guestfwd {
 	uint32_t ip;		/* network order: address the guest connects to */
@@ -97,6 +102,8 @@ struct router_stats {
 
 struct flow_table;
 struct reasm;
+struct tftp_server;
+struct smb_server;
 
 struct router {
 	struct pb *pb;
@@ -122,6 +129,10 @@ struct router {
 	struct reasm *reasm;
 	struct dhcp_server dhcp;
 	struct dns_config dnscfg;
+	struct tftp_server *tftp;	/* tftp=, or NULL */
+	struct smb_server *smb;		/* smb=, or NULL */
+	struct ip6_state ip6;
+	struct dhcp6_server dhcp6;
 
 	/* frames we build in one round: slots of slot_size bytes */
 	uint8_t *arena;
@@ -148,6 +159,9 @@ struct router *router_get(struct pb *pb, uint32_t nd);
 /* An output frame buffer of r->slot_size bytes, valid until the end of the
  * current round; NULL if none is left (counted). */
 uint8_t *router_alloc(struct router *r);
+/* Make sure n slots are free, flushing the round if we are not inside one
+ * (call while holding no unemitted slot); false if they are not. */
+bool router_make_room(struct router *r, unsigned n);
 
 /*
  * Send an IPv4 packet to a guest: frame is a router_alloc() buffer whose
@@ -166,6 +180,9 @@ int router_send_ip4_mac(struct router *r, uint8_t *frame, uint8_t proto,
 /* The neighbour table: what a guest address answers as. */
 void router_neigh_learn(struct router *r, uint32_t ip, const uint8_t *mac);
 const uint8_t *router_neigh_lookup(const struct router *r, uint32_t ip);
+/* The same, with when the guest was last heard from (loop clock). */
+const uint8_t *router_neigh_seen(const struct router *r, uint32_t ip,
+				 uint64_t *seen);
 
 /*
  * Map a destination the guest asked for to the host address to use:
@@ -180,6 +197,9 @@ static inline void rdrop(struct router *r, enum rdrop why)
 {
 	r->st.drops[why]++;
 }
+
+/* Hand a finished frame (an router_alloc() buffer) to the segment. */
+void router_emit_frame(struct router *r, uint8_t *frame, size_t len);
 
 /* Flush what was built so far if we are not inside a round's flush. */
 void router_flush(struct router *r);
@@ -259,6 +279,9 @@ int fwd_parse_guestfwd(struct router *r, const char *s, char *err,
 		       size_t errlen);
 int fwd_start(struct router *r);
 void fwd_stop(struct router *r);
+/* A forward in option syntax, for listings. */
+void fwd_hostfwd_rule(const struct hostfwd *h, char *out, size_t size);
+void fwd_guestfwd_rule(const struct guestfwd *g, char *out, size_t size);
 /* The guestfwd entry for (ip, port), or NULL. */
 const struct guestfwd *fwd_guest_match(const struct router *r, uint32_t ip,
 				       uint16_t port);

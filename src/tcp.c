@@ -108,13 +108,19 @@ static uint32_t tcp_window(struct flow *f)
 	    getsockopt(f->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) == 0 &&
 	    ioctl(f->fd, SIOCOUTQ, &outq) == 0) {
 		/* The kernel charges buffer overhead against sndbuf; keep a
-		 * quarter of it for that. */
-		w = (int64_t)sndbuf - sndbuf / 4 - outq;
+		 * quarter of it for that (TCP), or two thirds (a unix socket,
+		 * where every segment's write is a buffer of its own and the
+		 * queue is counted with its overhead). */
+		w = t->is_tcp_sock ? (int64_t)sndbuf - sndbuf / 4 - outq
+				   : ((int64_t)sndbuf - outq) / 3;
 		if (w < 0)
 			w = 0;
 	}
 	if (w > max)
 		w = max;
+	/* a nearly closed window opens when the socket drains: be told */
+	if (f->fd >= 0 && !t->guest_fin && w < 4 * (int64_t)t->mss)
+		t->want_out = true;
 	if (seq_lt(t->rcv_nxt + (uint32_t)w, t->rcv_adv))
 		w = (int64_t)(t->rcv_adv - t->rcv_nxt);
 	t->rcv_adv = t->rcv_nxt + (uint32_t)w;
@@ -210,6 +216,8 @@ static void tcp_rst_reply(struct router *r, const struct ip4_view *ip,
 	}
 }
 
+static void tcp_update_events(struct router *r, struct flow *f);
+
 static void tcp_queue_ack(struct router *r, struct flow *f)
 {
 	if (f->tcp.ack_pending)
@@ -234,8 +242,10 @@ void tcp_send_acks(struct router *r)
 			continue;
 		f = &r->flows->f[idx];
 		if (f->used && f->k.proto == IPPROTO_TCP && f->tcp.ack_pending &&
-		    (uint8_t)f->gen == (uint8_t)(r->ackq[i] >> 24))
+		    (uint8_t)f->gen == (uint8_t)(r->ackq[i] >> 24)) {
 			tcp_ctl(r, f, TH_ACK, f->tcp.snd_nxt);
+			tcp_update_events(r, f);
+		}
 	}
 	r->nack = 0;
 }
@@ -403,6 +413,9 @@ static void tcp_push_segments(struct router *r, struct flow *f)
 			iov[0].iov_len = in_flight;
 			base = 1;
 		}
+		/* room for a whole batch, flushing first if we may: the
+		 * slots we give back below must be the last ones taken */
+		router_make_room(r, PUSH_SEGS + 8);
 		if (!avail && !t->host_eof) {
 			/* zero window: probe it later (persist timer) */
 			if (!in_flight && !f->deadline)
@@ -414,7 +427,7 @@ static void tcp_push_segments(struct router *r, struct flow *f)
 
 			/* Out of output slots inside a round: stop quietly;
 			 * EPOLLIN brings us back once the round is out. */
-			if (r->arena_used == ARENA_SLOTS && r->pb->flush_depth)
+			if (r->arena_used == ARENA_SLOTS)
 				break;
 			fr[n] = router_alloc(r);
 			if (!fr[n])
@@ -461,8 +474,11 @@ static void tcp_push_segments(struct router *r, struct flow *f)
 		if (k == 0 || (base && (uint32_t)k == in_flight)) {
 			t->host_eof = true;
 			tcp_ctl(r, f, TH_FIN | TH_ACK, t->snd_nxt);
+			t->fin_seq = t->snd_nxt;
 			t->snd_nxt++;
 			t->fin_sent = true;
+			if (seq_lt(t->snd_max, t->snd_nxt))
+				t->snd_max = t->snd_nxt;
 			if (!f->deadline)
 				tcp_set_deadline(r, f, t->rto_ms);
 			break;
@@ -477,6 +493,8 @@ static void tcp_push_segments(struct router *r, struct flow *f)
 			t->snd_nxt += sz;
 			got -= sz;
 		}
+		if (seq_lt(t->snd_max, t->snd_nxt))
+			t->snd_max = t->snd_nxt;
 		if (!f->deadline)
 			tcp_set_deadline(r, f, t->rto_ms);
 		if (used < n)
@@ -638,6 +656,7 @@ static void tcp_open(struct router *r, const struct ip4_view *ip,
 	f->tcp.iss = arc4random();
 	f->tcp.snd_una = f->tcp.iss;
 	f->tcp.snd_nxt = f->tcp.iss + 1;
+	f->tcp.snd_max = f->tcp.snd_nxt;
 	f->tcp.state = TS_CONNECTING;
 	r->st.tcp_opened++;
 	if (connected) {
@@ -657,8 +676,13 @@ static void tcp_data(struct router *r, struct flow *f,
 	uint32_t seq = s->seq;
 	bool fin = s->flags & TH_FIN;
 
-	if (!p.rem && !fin)
+	if (!p.rem && !fin) {
+		/* a window probe or keepalive (seq below rcv_nxt): RFC 9293
+		 * 3.10.7.4 wants an ACK, which carries our current window */
+		if (seq != t->rcv_nxt)
+			tcp_queue_ack(r, f);
 		return;
+	}
 	t->ack_pending = false;	/* re-queued below */
 	if (seq_lt(seq, t->rcv_nxt)) {
 		uint32_t dup = t->rcv_nxt - seq;
@@ -690,6 +714,7 @@ static void tcp_data(struct router *r, struct flow *f,
 		t->rcv_nxt += (uint32_t)n;
 		if ((size_t)n < p.rem) {
 			t->want_out = true;
+			t->refused = true;
 			fin = false;
 		}
 	}
@@ -794,7 +819,7 @@ void tcp_input(struct router *r, const struct ip4_view *ip)
 		t->retries = 0;
 		f->deadline = 0;
 	}
-	if (seq_lt(t->snd_nxt, s.ack)) {
+	if (seq_lt(t->snd_max, s.ack)) {
 		/* ACK for data we never sent */
 		rdrop(r, RD_TCP_OOW);
 		tcp_queue_ack(r, f);
@@ -805,10 +830,15 @@ void tcp_input(struct router *r, const struct ip4_view *ip)
 	if (seq_lt(t->snd_una, s.ack)) {
 		uint32_t acked = s.ack - t->snd_una;
 
-		if (t->fin_sent && s.ack == t->snd_nxt) {
+		/* after a rewind the guest may ACK beyond snd_nxt, up to
+		 * what we sent before (snd_max), our FIN included */
+		if (t->host_eof && s.ack == t->fin_seq + 1 && !t->fin_acked) {
 			t->fin_acked = true;
+			t->fin_sent = true;
 			acked--;
 		}
+		if (seq_lt(t->snd_nxt, s.ack))
+			t->snd_nxt = s.ack;
 		if (acked && f->fd >= 0 && tcp_discard(f, acked) < 0) {
 			tcp_abort(r, f, true, "host socket error");
 			return;
@@ -889,6 +919,13 @@ void tcp_flow_event(struct router *r, struct flow *f, uint32_t events)
 	}
 	if (events & EPOLLOUT && t->want_out) {
 		t->want_out = false;
+		if (t->refused) {
+			/* we dropped in-window data: three duplicate ACKs
+			 * make the guest resend it now, not after a timeout */
+			t->refused = false;
+			tcp_ctl(r, f, TH_ACK, t->snd_nxt);
+			tcp_ctl(r, f, TH_ACK, t->snd_nxt);
+		}
 		tcp_queue_ack(r, f);	/* window update */
 	}
 	if (events & (EPOLLIN | EPOLLHUP))
@@ -973,6 +1010,7 @@ void tcp_inbound(struct router *r, int fd, const struct sockaddr_in *client,
 	f->tcp.iss = arc4random();
 	f->tcp.snd_una = f->tcp.iss;
 	f->tcp.snd_nxt = f->tcp.iss + 1;
+	f->tcp.snd_max = f->tcp.snd_nxt;
 	f->tcp.rto_ms = RTO_MIN_MS;
 	f->tcp.mss = (uint16_t)(r->mtu - IP4_HDR - TCP_HDR);
 	f->tcp.wscale_ok = true;	/* offered; confirmed by the SYN-ACK */

@@ -26,6 +26,7 @@
 #include "csum.h"
 #include "flow.h"
 #include "router.h"
+#include "tftp.h"
 
 #define UDP_IDLE_NS (60 * NS_PER_SEC)
 #define UDP_BATCH 32
@@ -112,6 +113,9 @@ void udp_input(struct router *r, const struct ip4_view *ip)
 		dns_udp_input(r, ip, k.gport, c.p, c.rem);
 		return;
 	}
+	if (ip->dst == r->gw &&
+	    tftp_udp_input(r, ip, k.gport, k.rport, c.p, c.rem))
+		return;
 	f = flow_lookup(r->flows, &k);
 	if (!f) {
 		/* no other UDP service on the router's own addresses */
@@ -214,6 +218,8 @@ void udp_flow_event(struct router *r, struct flow *f, uint32_t events)
 	}
 	if (!(events & EPOLLIN))
 		return;
+	/* a fragmented 64 KiB datagram takes up to 45 slots: room for a few */
+	router_make_room(r, 4 * (65535 / (r->mtu - IP4_HDR) + 2));
 	memset(msg, 0, sizeof(msg));
 	for (; nslots < UDP_BATCH; nslots++) {
 		fr[nslots] = router_alloc(r);
@@ -256,8 +262,11 @@ void udp_hostfwd_event(struct router *r, int hidx)
 		socklen_t flen = sizeof(from);
 		struct flow_key key;
 		struct flow *f;
-		uint8_t *fr = router_alloc(r);
+		uint8_t *fr;
 		ssize_t n;
+
+		router_make_room(r, 65535 / (r->mtu - IP4_HDR) + 2);
+		fr = router_alloc(r);
 
 		if (!fr)
 			return;

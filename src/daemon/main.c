@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ctl.h"
 #include "patchbay.h"
 #include "run.h"
 
@@ -22,6 +23,7 @@ static const char usage_text[] =
 	"Usage: patchbay [options]\n"
 	"       patchbay run [options] -- COMMAND [ARGS...]   (see run --help)\n"
 	"       patchbay attach --netns NAME|PATH|PID [options]\n"
+	"       patchbay ctl [--ctl PATH] [--json] COMMAND [ARGS]  (see ctl --help)\n"
 	"\n"
 	"A user-space virtual Ethernet: segments (switches, hubs) joining QEMU\n"
 	"guests, TAP devices, other peers and a user-mode router (NAT, DHCP).\n"
@@ -57,6 +59,9 @@ static const char usage_text[] =
 	"                               the same in QEMU's syntax\n"
 	"  --stats-file PATH            write counters as JSON at exit and on SIGUSR1\n"
 	"  --socket PATH                path of the default unix listener\n"
+	"  --ctl PATH                   control socket (JSON lines, owner-only; the\n"
+	"                               default topology has one: ctl.sock beside\n"
+	"                               the default listener)\n"
 	"  -v, --verbose                more log output (repeat for debug)\n"
 	"  -q, --quiet                  only warnings and errors\n"
 	"  -h, --help                   this text\n"
@@ -113,23 +118,14 @@ static int write_stats(pb_t *pb, const char *path)
 	return rc;
 }
 
-/* Directory for the default socket: $XDG_RUNTIME_DIR/patchbay, or
- * /run/patchbay as root, or /tmp/patchbay-UID. */
-static void default_socket(char *out, size_t size)
+/* name in the private runtime directory (see ctl_runtime_dir()). */
+static void default_socket(char *out, size_t size, const char *name)
 {
-	const char *xdg = getenv("XDG_RUNTIME_DIR");
-	char dir[3072];
+	char dir[3072], err[512];
 
-	if (xdg && *xdg)
-		snprintf(dir, sizeof(dir), "%s/patchbay", xdg);
-	else if (geteuid() == 0)
-		snprintf(dir, sizeof(dir), "/run/patchbay");
-	else
-		snprintf(dir, sizeof(dir), "/tmp/patchbay-%u",
-			 (unsigned)geteuid());
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		die("cannot create %s: %s", dir, strerror(errno));
-	snprintf(out, size, "%s/patchbay.sock", dir);
+	if (ctl_runtime_dir(dir, sizeof(dir), true, err, sizeof(err)))
+		die("%s", err);
+	snprintf(out, size, "%s/%s", dir, name);
 }
 
 /* Translate "-object filter-dump,..." into a capture spec. */
@@ -144,8 +140,9 @@ int main(int argc, char **argv)
 {
 	struct spec specs[MAX_SPECS];
 	int nspecs = 0, verbosity = 0, nnetdev = 0, nseg = 0;
-	const char *stats_file = NULL, *sock_path = NULL;
-	char default_sock[4096] = "", spec_buf[4200];
+	const char *stats_file = NULL, *sock_path = NULL, *ctl_path = NULL;
+	char default_sock[4096] = "", default_ctl[4096], spec_buf[4200];
+	struct ctl *ctl = NULL;
 	struct pb_config cfg = { .version = PB_CONFIG_VERSION };
 	bool running = true;
 	sigset_t mask;
@@ -156,6 +153,8 @@ int main(int argc, char **argv)
 		return run_main(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "attach"))
 		return attach_main(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "ctl"))
+		return ctl_client_main(argc - 1, argv + 1);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -195,10 +194,13 @@ int main(int argc, char **argv)
 			stats_file = val;
 			i++;
 			continue;
-		} else if (!strcmp(a, "--socket")) {
+		} else if (!strcmp(a, "--socket") || !strcmp(a, "--ctl")) {
 			if (!val)
 				die("%s needs an argument", a);
-			sock_path = val;
+			if (!strcmp(a, "--ctl"))
+				ctl_path = val;
+			else
+				sock_path = val;
 			i++;
 			continue;
 		} else {
@@ -223,6 +225,7 @@ int main(int argc, char **argv)
 	if (rc)
 		die("cannot start: %s", pb_strerror(rc));
 	live_pb = pb;
+	raise_nofile();
 
 	/* Segments first, so that netdevs can name them in any order. */
 	for (int i = 0; i < nspecs; i++) {
@@ -236,7 +239,8 @@ int main(int argc, char **argv)
 		die("default segment: %s", pb_errmsg(pb));
 	if (!nnetdev) {
 		if (!sock_path) {
-			default_socket(default_sock, sizeof(default_sock));
+			default_socket(default_sock, sizeof(default_sock),
+				       "patchbay.sock");
 			sock_path = default_sock;
 		}
 		if (strchr(sock_path, ','))
@@ -293,15 +297,29 @@ int main(int argc, char **argv)
 		       sock_path, sock_path);
 		fflush(stdout);
 	}
+	if (!ctl_path && !nnetdev) {
+		default_socket(default_ctl, sizeof(default_ctl), CTL_SOCK_NAME);
+		ctl_path = default_ctl;
+	}
+	if (ctl_path) {
+		ctl = ctl_open(pb, ctl_path, spec_buf, sizeof(spec_buf));
+		if (!ctl)
+			die("--ctl: %s", spec_buf);
+		if (verbosity >= 0)
+			fprintf(stderr, "patchbay: info: control socket %s\n",
+				ctl_path);
+	}
 	if (verbosity >= 0)
 		fputs("patchbay: info: ready\n", stderr);
 
 	while (running) {
-		struct pollfd pfd[2] = {
+		struct pollfd pfd[2 + CTL_POLLFDS] = {
 			{ .fd = pb_fd(pb), .events = POLLIN },
 			{ .fd = sfd, .events = POLLIN },
 		};
-		int n = poll(pfd, 2, pb_next_timeout(pb));
+		int nfds = 2 + (ctl ? ctl_pollfds(ctl, pfd + 2) : 0);
+		int n = poll(pfd, (nfds_t)nfds,
+			     ctl && ctl_busy(ctl) ? 0 : pb_next_timeout(pb));
 
 		if (n < 0 && errno != EINTR)
 			die("poll: %s", strerror(errno));
@@ -323,7 +341,10 @@ int main(int argc, char **argv)
 				}
 			}
 		}
+		if (ctl && n >= 0)
+			ctl_handle(ctl, pfd + 2, nfds - 2);
 	}
+	ctl_close(ctl);
 	if (verbosity >= 0)
 		fputs("patchbay: info: shutting down\n", stderr);
 	pb_log_stats(pb);

@@ -37,6 +37,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -262,6 +263,18 @@ static void attach_child(const struct run_opts *o, const struct pb_router_info *
 }
 
 /* ---- the parent ------------------------------------------------------------------------- */
+
+/* Every translated connection holds a host socket: take all the file
+ * descriptors we are allowed (the soft limit is often 1024). */
+void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
 
 static int write_stats(pb_t *pb, const char *path)
 {
@@ -503,6 +516,7 @@ int run_main(int argc, char **argv)
 	FILE *f;
 
 	parse(argc, argv, false, &o);
+	raise_nofile();
 	pb_t *pb = make_instance(&o, &ri);
 
 	/* a resolv.conf for the command, pointing at the router */
@@ -564,6 +578,7 @@ int attach_main(int argc, char **argv)
 	pid_t child;
 
 	parse(argc, argv, true, &o);
+	raise_nofile();
 	pb_t *pb = make_instance(&o, &ri);
 
 	sigemptyset(&mask);

@@ -6,5 +6,7 @@
 /* argv[0] is the subcommand name; returns the exit status. */
 int run_main(int argc, char **argv);
 int attach_main(int argc, char **argv);
+/* Raise the soft limit of open files to the hard limit. */
+void raise_nofile(void);
 
 #endif

@@ -866,3 +866,66 @@ class TapLab:
     def port(self, i, stats=None):
         s = stats if stats is not None else self.daemon.stats()
         return find_port(s, self.ids[i])
+
+
+# --------------------------------------------------------------------------
+# Acting inside a namespace from the test process itself
+#
+# A network namespace is a per-thread attribute on Linux: a short-lived
+# thread that joined namespace ns (setns) can create sockets there, and
+# those sockets stay in ns after the thread is gone.  The test then drives
+# them like any other socket: no helper process, no scripts to ship.
+
+_CLONE_NEWNET = 0x40000000
+
+
+def ns_call(ns, fn, *args, **kw):
+    """Run fn(*args, **kw) in a thread that joined network namespace ns
+    (a name under /run/netns or a path); return its result or re-raise
+    its exception."""
+    import ctypes
+    import threading
+    libc = ctypes.CDLL(None, use_errno=True)
+    path = ns if ns.startswith("/") else "/run/netns/%s" % ns
+    box = {}
+
+    def body():
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if libc.setns(fd, _CLONE_NEWNET) != 0:
+                    e = ctypes.get_errno()
+                    raise OSError(e, "setns(%s): %s" % (path, os.strerror(e)))
+            finally:
+                os.close(fd)
+            box["v"] = fn(*args, **kw)
+        except BaseException as e:  # noqa: BLE001 - re-raised below
+            box["e"] = e
+    t = threading.Thread(target=body, name="netns:%s" % ns, daemon=True)
+    t.start()
+    t.join()
+    if "e" in box:
+        raise box["e"]
+    return box.get("v")
+
+
+def ns_socket(ns, family=socket.AF_INET, type=socket.SOCK_STREAM, proto=0):
+    """A socket created inside network namespace ns."""
+    return ns_call(ns, socket.socket, family, type, proto)
+
+
+def fd_count(pid):
+    """Number of open file descriptors of process pid (/proc/PID/fd)."""
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def raise_nofile(want):
+    """Raise this process's soft RLIMIT_NOFILE to at least `want` (up to
+    the hard limit); returns the new soft limit.  Children inherit it."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < want:
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        soft = new
+    return soft

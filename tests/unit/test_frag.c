@@ -13,12 +13,12 @@
 
 #include "frag.h"
 
-#define TIMEOUT 1000		/* ns, the injected clock's unit */
-#define MAXF 256		/* fragments one test builds at most */
+#define TIMEOUT 1000 /* ns, the injected clock's unit */
+#define MAXF 256     /* fragments one test builds at most */
 
-#define A_SRC 0x0a00020fu	/* 10.0.2.15 */
-#define B_SRC 0x0a000210u	/* 10.0.2.16 */
-#define DST 0x0a000202u		/* 10.0.2.2 */
+#define A_SRC 0x0a00020fu /* 10.0.2.15 */
+#define B_SRC 0x0a000210u /* 10.0.2.16 */
+#define DST 0x0a000202u	  /* 10.0.2.2 */
 #define PROTO_UDP 17
 
 /* Header fields of a test datagram. */
@@ -26,9 +26,9 @@ struct hdr {
 	uint32_t src, dst;
 	uint16_t id;
 	uint8_t proto;
-	uint16_t flags;		/* DF/RF bits to set (MF/offset come apart) */
-	const uint8_t *opt;	/* options of the first fragment */
-	size_t optlen;		/* multiple of 4, <= 40 */
+	uint16_t flags;	    /* DF/RF bits to set (MF/offset come apart) */
+	const uint8_t *opt; /* options of the first fragment */
+	size_t optlen;	    /* multiple of 4, <= 40 */
 };
 
 /* Fragments of one datagram, each in its own malloc'd buffer. */
@@ -43,23 +43,23 @@ struct frags {
 static uint16_t csum16(const uint8_t *p, size_t len, uint32_t sum)
 {
 	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+		sum += (uint32_t) (p[i] << 8 | p[i + 1]);
 	if (len & 1)
-		sum += (uint32_t)p[len - 1] << 8;
+		sum += (uint32_t) p[len - 1] << 8;
 	while (sum >> 16)
 		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
+	return (uint16_t) ~sum;
 }
 
 static uint16_t be16(const uint8_t *p)
 {
-	return (uint16_t)(p[0] << 8 | p[1]);
+	return (uint16_t) (p[0] << 8 | p[1]);
 }
 
 static void put16(uint8_t *p, uint32_t v)
 {
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
+	p[0] = (uint8_t) (v >> 8);
+	p[1] = (uint8_t) v;
 }
 
 static void put32(uint8_t *p, uint32_t v)
@@ -80,9 +80,9 @@ static size_t ip_write(uint8_t *buf, const struct hdr *h, bool opts,
 	size_t hlen = 20 + (opts ? h->optlen : 0);
 	size_t len = hlen + plen;
 
-	buf[0] = (uint8_t)(0x40 | hlen / 4);
+	buf[0] = (uint8_t) (0x40 | hlen / 4);
 	buf[1] = 0;
-	put16(buf + 2, (uint32_t)len);
+	put16(buf + 2, (uint32_t) len);
 	put16(buf + 4, h->id);
 	put16(buf + 6, h->flags | (mf ? 0x2000u : 0) | off / 8);
 	buf[8] = 64;
@@ -114,8 +114,8 @@ static void frag_add(struct frags *fs, const struct hdr *h, uint32_t off,
 
 	assert_true(fs->n < MAXF);
 	fs->pkt[fs->n] = xmalloc(60 + plen);
-	fs->len[fs->n] = ip_write(fs->pkt[fs->n], h, first, off, mf, payload,
-				  plen);
+	fs->len[fs->n] =
+	    ip_write(fs->pkt[fs->n], h, first, off, mf, payload, plen);
 	fs->n++;
 }
 
@@ -132,11 +132,11 @@ static void fragment(struct frags *fs, const struct hdr *h,
 	fs->n = 0;
 	while (pos < plen) {
 		size_t hlen = 20 + (pos == 0 ? h->optlen : 0);
-		size_t n = (mtu - hlen) & ~(size_t)7;
+		size_t n = (mtu - hlen) & ~(size_t) 7;
 
 		if (n >= plen - pos)
 			n = plen - pos;
-		frag_add(fs, h, (uint32_t)pos, pos + n < plen, payload + pos,
+		frag_add(fs, h, (uint32_t) pos, pos + n < plen, payload + pos,
 			 n);
 		pos += n;
 	}
@@ -162,7 +162,7 @@ static uint32_t xorshift(uint32_t *s)
 static void fill(uint8_t *p, size_t len, uint32_t seed)
 {
 	for (size_t i = 0; i < len; i++)
-		p[i] = (uint8_t)xorshift(&seed);
+		p[i] = (uint8_t) xorshift(&seed);
 }
 
 /* Each stats drop counter adds up to the drops seen; call at the end. */
@@ -171,7 +171,7 @@ static void assert_stats_sane(const struct reasm *r)
 	const struct reasm_stats *st = reasm_stats(r);
 
 	assert_true(st->completed + st->overlaps + st->too_big + st->full +
-			    st->malformed + st->duplicates <=
+			st->malformed + st->duplicates <=
 		    st->fragments);
 }
 
@@ -185,8 +185,8 @@ static void teardown_reasm(struct reasm *r)
 	reasm_free(r);
 }
 
-static int feed(struct reasm *r, const struct frags *fs, size_t i,
-		uint64_t now, const uint8_t **out, size_t *outlen)
+static int feed(struct reasm *r, const struct frags *fs, size_t i, uint64_t now,
+		const uint8_t **out, size_t *outlen)
 {
 	return reasm_input(r, fs->pkt[i], fs->len[i], now, out, outlen);
 }
@@ -200,7 +200,7 @@ static void assert_datagram(const uint8_t *out, size_t outlen,
 	assert_non_null(out);
 	assert_int_equal(outlen, len);
 	assert_int_equal(out[0] >> 4, 4);
-	hlen = (size_t)(out[0] & 0x0f) * 4;
+	hlen = (size_t) (out[0] & 0x0f) * 4;
 	assert_true(hlen >= 20 && hlen <= outlen);
 	assert_int_equal(be16(out + 2), outlen);
 	assert_int_equal(be16(out + 6) & 0x3fff, 0); /* MF, offset */
@@ -242,16 +242,16 @@ static size_t udp_datagram(uint8_t *buf, const struct hdr *h, size_t dlen,
 
 	put16(udp, 40000);
 	put16(udp + 2, 53);
-	put16(udp + 4, (uint32_t)(8 + dlen));
+	put16(udp + 4, (uint32_t) (8 + dlen));
 	put16(udp + 6, 0);
 	fill(udp + 8, dlen, seed);
 	put32(ph, h->src);
 	put32(ph + 4, h->dst);
 	ph[8] = 0;
 	ph[9] = PROTO_UDP;
-	put16(ph + 10, (uint32_t)(8 + dlen));
+	put16(ph + 10, (uint32_t) (8 + dlen));
 	{
-		uint32_t sum = (uint32_t)(uint16_t)~csum16(ph, 12, 0);
+		uint32_t sum = (uint32_t) (uint16_t) ~csum16(ph, 12, 0);
 
 		put16(udp + 6, csum16(udp, 8 + dlen, sum));
 	}
@@ -263,20 +263,23 @@ static size_t udp_datagram(uint8_t *buf, const struct hdr *h, size_t dlen,
 /* The UDP checksum of a whole IPv4 datagram verifies. */
 static void assert_udp_csum(const uint8_t *dg, size_t len)
 {
-	size_t hlen = (size_t)(dg[0] & 0x0f) * 4;
+	size_t hlen = (size_t) (dg[0] & 0x0f) * 4;
 	uint8_t ph[12];
 	uint32_t sum;
 
 	memcpy(ph, dg + 12, 8);
 	ph[8] = 0;
 	ph[9] = dg[9];
-	put16(ph + 10, (uint32_t)(len - hlen));
-	sum = (uint32_t)(uint16_t)~csum16(ph, 12, 0);
+	put16(ph + 10, (uint32_t) (len - hlen));
+	sum = (uint32_t) (uint16_t) ~csum16(ph, 12, 0);
 	assert_int_equal(csum16(dg + hlen, len - hlen, sum), 0);
 }
 
 static const struct hdr hdr_a = {
-	.src = A_SRC, .dst = DST, .id = 0x1234, .proto = PROTO_UDP,
+    .src = A_SRC,
+    .dst = DST,
+    .id = 0x1234,
+    .proto = PROTO_UDP,
 };
 
 /* ---- tests ------------------------------------------------------------ */
@@ -285,7 +288,7 @@ static void test_new_limits(void **state)
 {
 	struct reasm *r;
 
-	(void)state;
+	(void) state;
 	assert_null(reasm_new(0, 1 << 20, TIMEOUT));
 	assert_null(reasm_new(REASM_MAX_DATAGRAMS + 1, 1 << 20, TIMEOUT));
 	assert_null(reasm_new(4, REASM_BLOCK - 1, TIMEOUT));
@@ -302,11 +305,11 @@ static void test_new_limits(void **state)
 static void test_orders(void **state)
 {
 	static uint8_t dg[65535];
-	struct frags fs = { 0 };
-	size_t order[MAXF] = { 0 }, len;
+	struct frags fs = {0};
+	size_t order[MAXF] = {0}, len;
 	struct reasm *r = reasm_new(8, 1 << 20, TIMEOUT);
 
-	(void)state;
+	(void) state;
 	assert_non_null(r);
 	len = udp_datagram(dg, &hdr_a, 3001, 1);
 	fragment(&fs, &hdr_a, dg + 20, len - 20, 1500);
@@ -347,17 +350,17 @@ static void test_orders(void **state)
 static void test_first_options(void **state)
 {
 	static const uint8_t opt[12] = {
-		0x94, 0x04, 0x00, 0x00,		/* router alert (copied) */
-		0x07, 0x07, 0x04, 0, 0, 0, 0,	/* record route (not copied) */
-		0x00,				/* end of options */
+	    0x94, 0x04, 0x00, 0x00,	     /* router alert (copied) */
+	    0x07, 0x07, 0x04, 0,    0, 0, 0, /* record route (not copied) */
+	    0x00,			     /* end of options */
 	};
 	static uint8_t dg[65535];
 	struct hdr h = hdr_a;
-	struct frags fs = { 0 };
+	struct frags fs = {0};
 	struct reasm *r = reasm_new(8, 1 << 20, TIMEOUT);
 	size_t len;
 
-	(void)state;
+	(void) state;
 	assert_non_null(r);
 	h.opt = opt;
 	h.optlen = sizeof(opt);
@@ -370,7 +373,7 @@ static void test_first_options(void **state)
 
 	/* Options arriving last work the same. */
 	{
-		size_t order[MAXF] = { 0 };
+		size_t order[MAXF] = {0};
 
 		for (size_t k = 0; k < fs.n; k++)
 			order[k] = (k + 1) % fs.n;
@@ -386,19 +389,19 @@ static void test_header_flags(void **state)
 {
 	uint8_t p1[16], p2[13];
 	struct hdr h = hdr_a;
-	struct frags fs = { 0 };
+	struct frags fs = {0};
 	struct reasm *r = reasm_new(8, 1 << 20, TIMEOUT);
 	const uint8_t *out;
 	size_t outlen;
 
-	(void)state;
+	(void) state;
 	fill(p1, sizeof(p1), 4);
 	fill(p2, sizeof(p2), 5);
 	h.flags = 0x4000 | 0x8000;
 	frag_add(&fs, &h, 0, true, p1, sizeof(p1));
 	h.flags = 0;
 	frag_add(&fs, &h, 16, false, p2, sizeof(p2));
-	fs.pkt[1][8] = 7;	/* another TTL in the last fragment */
+	fs.pkt[1][8] = 7; /* another TTL in the last fragment */
 	put16(fs.pkt[1] + 10, 0);
 	put16(fs.pkt[1] + 10, csum16(fs.pkt[1], 20, 0));
 
@@ -420,18 +423,17 @@ static void test_overlap(void **state)
 {
 	/* {off, len} of a second fragment against a first one at [16, 48). */
 	static const uint32_t cases[][2] = {
-		{ 8, 16 }, { 40, 16 }, { 16, 16 }, { 24, 8 }, { 8, 48 },
-		{ 16, 40 }, { 40, 8 },
+	    {8, 16}, {40, 16}, {16, 16}, {24, 8}, {8, 48}, {16, 40}, {40, 8},
 	};
 	uint8_t buf[64];
 	struct reasm *r = reasm_new(8, 1 << 20, TIMEOUT);
 	const uint8_t *out;
 	size_t outlen;
 
-	(void)state;
+	(void) state;
 	fill(buf, sizeof(buf), 6);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct frags fs = { 0 };
+		struct frags fs = {0};
 
 		frag_add(&fs, &hdr_a, 16, true, buf, 32);
 		frag_add(&fs, &hdr_a, cases[i][0], true, buf, cases[i][1]);
@@ -453,7 +455,7 @@ static void test_overlap(void **state)
 
 	/* Adjacent is not overlapping. */
 	{
-		struct frags fs = { 0 };
+		struct frags fs = {0};
 
 		frag_add(&fs, &hdr_a, 16, true, buf + 16, 32);
 		frag_add(&fs, &hdr_a, 48, false, buf + 48, 5);
@@ -475,21 +477,21 @@ static void test_overlap(void **state)
 static void test_duplicate(void **state)
 {
 	uint8_t buf[64], other[64];
-	struct frags fs = { 0 };
+	struct frags fs = {0};
 	struct reasm *r = reasm_new(8, 1 << 20, TIMEOUT);
 	const uint8_t *out;
 	size_t outlen, held;
 
-	(void)state;
+	(void) state;
 	fill(buf, sizeof(buf), 7);
 	memcpy(other, buf, sizeof(other));
 	other[20] ^= 1;
-	frag_add(&fs, &hdr_a, 0, true, buf, 16);		/* 0 */
-	frag_add(&fs, &hdr_a, 16, true, buf + 16, 16);	/* 1 */
-	frag_add(&fs, &hdr_a, 32, false, buf + 32, 9);	/* 2 */
-	frag_add(&fs, &hdr_a, 16, true, other + 16, 16);	/* 3 */
-	frag_add(&fs, &hdr_a, 32, true, buf + 32, 8);	/* 4 */
-	frag_add(&fs, &hdr_a, 16, false, buf + 16, 16);	/* 5 */
+	frag_add(&fs, &hdr_a, 0, true, buf, 16);	 /* 0 */
+	frag_add(&fs, &hdr_a, 16, true, buf + 16, 16);	 /* 1 */
+	frag_add(&fs, &hdr_a, 32, false, buf + 32, 9);	 /* 2 */
+	frag_add(&fs, &hdr_a, 16, true, other + 16, 16); /* 3 */
+	frag_add(&fs, &hdr_a, 32, true, buf + 32, 8);	 /* 4 */
+	frag_add(&fs, &hdr_a, 16, false, buf + 16, 16);	 /* 5 */
 
 	/* Exact duplicates of the first, a middle and the last fragment. */
 	assert_int_equal(feed(r, &fs, 0, 0, &out, &outlen), 0);
@@ -528,18 +530,18 @@ static void test_duplicate(void **state)
 static void test_bad_lengths(void **state)
 {
 	uint8_t buf[64];
-	struct frags fs = { 0 };
+	struct frags fs = {0};
 	struct reasm *r = reasm_new(8, 1 << 20, TIMEOUT);
 	const uint8_t *out;
 	size_t outlen;
 
-	(void)state;
+	(void) state;
 	fill(buf, sizeof(buf), 8);
-	frag_add(&fs, &hdr_a, 0, true, buf, 16);		/* 0 */
+	frag_add(&fs, &hdr_a, 0, true, buf, 16);	/* 0 */
 	frag_add(&fs, &hdr_a, 16, true, buf + 16, 13);	/* 1: not 8k */
-	frag_add(&fs, &hdr_a, 16, true, buf, 0);		/* 2: empty */
-	frag_add(&fs, &hdr_a, 24, false, buf, 0);		/* 3: empty */
-	frag_add(&fs, &hdr_a, 16, false, buf + 16, 13);	/* 4: last */
+	frag_add(&fs, &hdr_a, 16, true, buf, 0);	/* 2: empty */
+	frag_add(&fs, &hdr_a, 24, false, buf, 0);	/* 3: empty */
+	frag_add(&fs, &hdr_a, 16, false, buf + 16, 13); /* 4: last */
 
 	assert_int_equal(feed(r, &fs, 0, 0, &out, &outlen), 0);
 	assert_int_equal(feed(r, &fs, 1, 0, &out, &outlen), -EINVAL);
@@ -563,7 +565,7 @@ static void test_malformed_headers(void **state)
 	size_t outlen, len;
 	uint64_t n = 0;
 
-	(void)state;
+	(void) state;
 	fill(buf, sizeof(buf), 9);
 	len = ip_write(pkt, &hdr_a, false, 8, true, buf, 16);
 
@@ -575,16 +577,16 @@ static void test_malformed_headers(void **state)
 				 -EINVAL);
 		n++;
 	}
-	pkt[0] = 0x65;		/* IPv6 */
+	pkt[0] = 0x65; /* IPv6 */
 	assert_int_equal(reasm_input(r, pkt, len, 0, &out, &outlen), -EINVAL);
-	pkt[0] = 0x44;		/* IHL 4 */
+	pkt[0] = 0x44; /* IHL 4 */
 	assert_int_equal(reasm_input(r, pkt, len, 0, &out, &outlen), -EINVAL);
-	pkt[0] = 0x4f;		/* IHL 15: 60 > 36 bytes */
+	pkt[0] = 0x4f; /* IHL 15: 60 > 36 bytes */
 	assert_int_equal(reasm_input(r, pkt, len, 0, &out, &outlen), -EINVAL);
 	pkt[0] = 0x45;
-	put16(pkt + 2, (uint32_t)len + 1);	/* claims more than given */
+	put16(pkt + 2, (uint32_t) len + 1); /* claims more than given */
 	assert_int_equal(reasm_input(r, pkt, len, 0, &out, &outlen), -EINVAL);
-	put16(pkt + 2, (uint32_t)len - 8);	/* claims less: not trimmed */
+	put16(pkt + 2, (uint32_t) len - 8); /* claims less: not trimmed */
 	assert_int_equal(reasm_input(r, pkt, len, 0, &out, &outlen), -EINVAL);
 	n += 5;
 
@@ -602,18 +604,18 @@ static void test_malformed_headers(void **state)
 static void test_last_conflicts(void **state)
 {
 	uint8_t buf[64];
-	struct frags fs = { 0 };
+	struct frags fs = {0};
 	struct reasm *r = reasm_new(8, 1 << 20, TIMEOUT);
 	const uint8_t *out;
 	size_t outlen;
 
-	(void)state;
+	(void) state;
 	fill(buf, sizeof(buf), 10);
-	frag_add(&fs, &hdr_a, 32, false, buf, 8);	/* 0: ends at 40 */
-	frag_add(&fs, &hdr_a, 48, false, buf, 8);	/* 1: ends at 56 */
-	frag_add(&fs, &hdr_a, 40, true, buf, 8);	/* 2: MF to 48 > 40 */
-	frag_add(&fs, &hdr_a, 8, false, buf, 8);	/* 3: ends at 16 */
-	frag_add(&fs, &hdr_a, 32, true, buf, 8);	/* 4: MF at the end */
+	frag_add(&fs, &hdr_a, 32, false, buf, 8); /* 0: ends at 40 */
+	frag_add(&fs, &hdr_a, 48, false, buf, 8); /* 1: ends at 56 */
+	frag_add(&fs, &hdr_a, 40, true, buf, 8);  /* 2: MF to 48 > 40 */
+	frag_add(&fs, &hdr_a, 8, false, buf, 8);  /* 3: ends at 16 */
+	frag_add(&fs, &hdr_a, 32, true, buf, 8);  /* 4: MF at the end */
 
 	assert_int_equal(feed(r, &fs, 0, 0, &out, &outlen), 0);
 	assert_int_equal(feed(r, &fs, 1, 0, &out, &outlen), -EINVAL);
@@ -639,23 +641,23 @@ static void test_last_conflicts(void **state)
 static void test_too_big(void **state)
 {
 	static uint8_t buf[2048];
-	static const uint8_t opt[4] = { 0x01, 0x01, 0x01, 0x00 };
+	static const uint8_t opt[4] = {0x01, 0x01, 0x01, 0x00};
 	struct hdr h = hdr_a;
-	struct frags fs = { 0 };
+	struct frags fs = {0};
 	struct reasm *r = reasm_new(8, 1 << 20, TIMEOUT);
 	const uint8_t *out;
 	size_t outlen;
 
-	(void)state;
+	(void) state;
 	fill(buf, sizeof(buf), 11);
 	h.opt = opt;
 	h.optlen = sizeof(opt);
 	/* 65515 payload bytes behind 20 are fine; 65520 are not. */
-	frag_add(&fs, &h, 8184 * 8, false, buf, 43);	/* 0: to 65515 */
-	frag_add(&fs, &h, 8184 * 8, false, buf, 48);	/* 1: to 65520 */
-	frag_add(&fs, &h, 8191 * 8, true, buf, 8);	/* 2: to 65536 */
-	frag_add(&fs, &h, 0, true, buf, 8);		/* 3: 24-byte hdr */
-	frag_add(&fs, &h, 8183 * 8, false, buf, 48);	/* 4: to 65512 */
+	frag_add(&fs, &h, 8184 * 8, false, buf, 43); /* 0: to 65515 */
+	frag_add(&fs, &h, 8184 * 8, false, buf, 48); /* 1: to 65520 */
+	frag_add(&fs, &h, 8191 * 8, true, buf, 8);   /* 2: to 65536 */
+	frag_add(&fs, &h, 0, true, buf, 8);	     /* 3: 24-byte hdr */
+	frag_add(&fs, &h, 8183 * 8, false, buf, 48); /* 4: to 65512 */
 
 	assert_int_equal(feed(r, &fs, 1, 0, &out, &outlen), -EMSGSIZE);
 	assert_int_equal(feed(r, &fs, 2, 0, &out, &outlen), -EMSGSIZE);
@@ -681,11 +683,11 @@ static void test_too_big(void **state)
 static void test_many_pieces(void **state)
 {
 	static uint8_t buf[128 * 8], dg[20 + sizeof(buf)];
-	struct frags fs = { 0 };
+	struct frags fs = {0};
 	struct reasm *r = reasm_new(8, 1 << 20, TIMEOUT);
 	size_t len;
 
-	(void)state;
+	(void) state;
 	fill(buf, sizeof(buf), 12);
 	len = ip_write(dg, &hdr_a, true, 0, false, buf, sizeof(buf));
 	for (uint32_t i = 0; i < 128; i++)
@@ -699,12 +701,12 @@ static void test_many_pieces(void **state)
 static void test_too_many_pieces_drop(void **state)
 {
 	static uint8_t buf[129 * 8];
-	struct frags fs = { 0 };
+	struct frags fs = {0};
 	struct reasm *r = reasm_new(8, 1 << 20, TIMEOUT);
 	const uint8_t *out;
 	size_t outlen;
 
-	(void)state;
+	(void) state;
 	fill(buf, sizeof(buf), 13);
 	for (uint32_t i = 0; i < 129; i++)
 		frag_add(&fs, &hdr_a, i * 8, true, buf + i * 8, 8);
@@ -722,12 +724,12 @@ static void test_too_many_pieces_drop(void **state)
 static void test_cap_datagrams(void **state)
 {
 	uint8_t buf[32];
-	struct frags fs = { 0 };
+	struct frags fs = {0};
 	struct reasm *r = reasm_new(2, 1 << 20, TIMEOUT);
 	const uint8_t *out;
 	size_t outlen;
 
-	(void)state;
+	(void) state;
 	fill(buf, sizeof(buf), 14);
 	for (uint16_t id = 1; id <= 3; id++) {
 		struct hdr h = hdr_a;
@@ -760,20 +762,20 @@ static void test_cap_bytes(void **state)
 {
 	static uint8_t buf[3000];
 	struct hdr hb = hdr_a;
-	struct frags fs = { 0 };
+	struct frags fs = {0};
 	struct reasm *r = reasm_new(8, 6 * REASM_BLOCK + 100, TIMEOUT);
 	const uint8_t *out;
 	size_t outlen;
 
-	(void)state;
+	(void) state;
 	fill(buf, sizeof(buf), 15);
 	hb.src = B_SRC;
-	frag_add(&fs, &hdr_a, 0, true, buf, 1480);		/* 0: A, 3 blocks */
-	frag_add(&fs, &hb, 0, true, buf, 1480);		/* 1: B, 3 blocks */
-	frag_add(&fs, &hdr_a, 1480, true, buf + 1480, 1480);	/* 2: A +3 */
-	frag_add(&fs, &hdr_a, 1480, false, buf + 1480, 20);	/* 3: A +0 */
+	frag_add(&fs, &hdr_a, 0, true, buf, 1480); /* 0: A, 3 blocks */
+	frag_add(&fs, &hb, 0, true, buf, 1480);	   /* 1: B, 3 blocks */
+	frag_add(&fs, &hdr_a, 1480, true, buf + 1480, 1480); /* 2: A +3 */
+	frag_add(&fs, &hdr_a, 1480, false, buf + 1480, 20);  /* 3: A +0 */
 	hb.id = 99;
-	frag_add(&fs, &hb, 0, true, buf, 8);			/* 4: C */
+	frag_add(&fs, &hb, 0, true, buf, 8); /* 4: C */
 
 	assert_int_equal(feed(r, &fs, 0, 0, &out, &outlen), 0);
 	assert_int_equal(reasm_bytes(r), 3 * REASM_BLOCK);
@@ -800,20 +802,20 @@ static void test_timeout(void **state)
 {
 	uint8_t buf[16];
 	struct hdr hb = hdr_a, hc = hdr_a;
-	struct frags fs = { 0 };
+	struct frags fs = {0};
 	struct reasm *r = reasm_new(8, 1 << 20, TIMEOUT);
 	const uint8_t *out;
 	size_t outlen;
 
-	(void)state;
+	(void) state;
 	fill(buf, sizeof(buf), 16);
 	hb.id = 2;
 	hc.id = 3;
-	frag_add(&fs, &hdr_a, 0, true, buf, 8);	/* 0 */
-	frag_add(&fs, &hdr_a, 8, true, buf, 8);	/* 1 */
-	frag_add(&fs, &hb, 0, true, buf, 8);	/* 2 */
-	frag_add(&fs, &hc, 0, true, buf, 8);	/* 3 */
-	frag_add(&fs, &hdr_a, 16, false, buf, 3);	/* 4 */
+	frag_add(&fs, &hdr_a, 0, true, buf, 8);	  /* 0 */
+	frag_add(&fs, &hdr_a, 8, true, buf, 8);	  /* 1 */
+	frag_add(&fs, &hb, 0, true, buf, 8);	  /* 2 */
+	frag_add(&fs, &hc, 0, true, buf, 8);	  /* 3 */
+	frag_add(&fs, &hdr_a, 16, false, buf, 3); /* 4 */
 
 	assert_int_equal(feed(r, &fs, 0, 100, &out, &outlen), 0);
 	assert_int_equal(feed(r, &fs, 2, 600, &out, &outlen), 0);
@@ -844,13 +846,13 @@ static void test_timeout(void **state)
 static void test_interleaved_keys(void **state)
 {
 	static uint8_t dg[4][8192];
-	struct frags fs[4] = { { 0 } };
+	struct frags fs[4] = {{0}};
 	size_t len[4], done = 0;
 	struct reasm *r = reasm_new(4, 1 << 20, TIMEOUT);
 	const uint8_t *out;
 	size_t outlen;
 
-	(void)state;
+	(void) state;
 	for (int k = 0; k < 4; k++) {
 		struct hdr h = hdr_a;
 
@@ -860,8 +862,8 @@ static void test_interleaved_keys(void **state)
 			h.dst = DST + 1;
 		if (k == 3)
 			h.proto = 6;
-		len[k] = udp_datagram(dg[k], &h, 4000 + (size_t)k * 8,
-				      20 + (uint32_t)k);
+		len[k] = udp_datagram(dg[k], &h, 4000 + (size_t) k * 8,
+				      20 + (uint32_t) k);
 		fragment(&fs[k], &h, dg[k] + 20, len[k] - 20, 1000);
 	}
 	for (size_t i = 0; i < fs[0].n; i++) {
@@ -883,16 +885,95 @@ static void test_interleaved_keys(void **state)
 	teardown_reasm(r);
 }
 
+/*
+ * Many datagrams at once, completed and expired in shuffled orders: the
+ * slot table, its hash chains and the age list stay consistent.
+ */
+static void test_many_datagrams(void **state)
+{
+	enum { N = 64 };
+	static struct frags fs[N];
+	uint8_t buf[24];
+	size_t order[N], rank[N];
+	struct reasm *r = reasm_new(N, 1 << 20, TIMEOUT);
+	const uint8_t *out;
+	size_t outlen;
+	uint64_t now = 0;
+	uint32_t s = 7;
+
+	(void) state;
+	for (size_t i = 0; i < N; i++) {
+		struct hdr h = hdr_a;
+
+		/* Keys that differ in one field or another. */
+		h.id = (uint16_t) (i / 4);
+		h.src = A_SRC + (uint32_t) (i % 2);
+		h.proto = (uint8_t) (i % 4 < 2 ? PROTO_UDP : 6);
+		fill(buf, sizeof(buf), (uint32_t) i + 100);
+		frag_add(&fs[i], &h, 0, true, buf, 16);
+		frag_add(&fs[i], &h, 16, false, buf + 16, 8);
+	}
+	for (int round = 0; round < 8; round++) {
+		for (size_t k = 0; k < N; k++)
+			order[k] = k;
+		for (size_t k = N - 1; k > 0; k--) {
+			size_t j = xorshift(&s) % (k + 1), t = order[k];
+
+			order[k] = order[j];
+			order[j] = t;
+		}
+		/* First fragments in one order, one tick apart. */
+		for (size_t k = 0; k < N; k++) {
+			rank[order[k]] = k;
+			assert_int_equal(
+			    feed(r, &fs[order[k]], 0, now + k, &out, &outlen),
+			    0);
+		}
+		assert_int_equal(reasm_pending(r), N);
+		/* Every other round, the older half times out first. */
+		if (round % 2) {
+			reasm_expire(r, now + TIMEOUT + N / 2);
+			assert_int_equal(reasm_pending(r), N / 2);
+		}
+		/* Last fragments in another order. */
+		for (size_t k = N; k-- > 0;) {
+			size_t i = (order[k] * 37) % N;
+			bool alive = !(round % 2) || rank[i] >= N / 2;
+			int rc = feed(r, &fs[i], 1, now + TIMEOUT / 2 + N, &out,
+				      &outlen);
+			if (!alive) {
+				/* Starts a new datagram instead. */
+				assert_int_equal(rc, 0);
+				continue;
+			}
+			assert_int_equal(rc, 1);
+			assert_int_equal(outlen, 44);
+			assert_memory_equal(out + 20, fs[i].pkt[0] + 20, 16);
+			assert_memory_equal(out + 36, fs[i].pkt[1] + 20, 8);
+			assert_memory_equal(out + 4, fs[i].pkt[0] + 4, 2);
+			assert_memory_equal(out + 9, fs[i].pkt[0] + 9, 1);
+			assert_memory_equal(out + 12, fs[i].pkt[0] + 12, 8);
+		}
+		reasm_expire(r, now + 10 * TIMEOUT);
+		assert_int_equal(reasm_pending(r), 0);
+		assert_int_equal(reasm_bytes(r), 0);
+		now += 20 * TIMEOUT;
+	}
+	for (size_t i = 0; i < N; i++)
+		frags_free(&fs[i]);
+	teardown_reasm(r);
+}
+
 /* The largest UDP datagram, 65507 bytes of data, over a 1500 MTU. */
 static void test_udp_max(void **state)
 {
 	static uint8_t dg[65535];
-	struct frags fs = { 0 };
-	size_t order[MAXF] = { 0 }, len;
+	struct frags fs = {0};
+	size_t order[MAXF] = {0}, len;
 	uint32_t s = 42;
 	struct reasm *r = reasm_new(4, 65536, TIMEOUT);
 
-	(void)state;
+	(void) state;
 	assert_non_null(r);
 	len = udp_datagram(dg, &hdr_a, 65507, 17);
 	assert_int_equal(len, 65535);
@@ -934,6 +1015,7 @@ int main(void)
 	    cmocka_unit_test(test_cap_bytes),
 	    cmocka_unit_test(test_timeout),
 	    cmocka_unit_test(test_interleaved_keys),
+	    cmocka_unit_test(test_many_datagrams),
 	    cmocka_unit_test(test_udp_max),
 	};
 

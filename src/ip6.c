@@ -1,0 +1,879 @@
+// SPDX-License-Identifier: MIT
+/* ip6.c: IPv6 in the router: input, extension headers, ICMPv6 echo and
+ * errors, neighbour discovery, router advertisements. */
+
+/*
+ * Theory of operation.
+ *
+ * Addresses (QEMU's defaults): prefix fec0::/64 (ipv6-prefix=,
+ * ipv6-prefixlen=), the router at prefix::2 (ipv6-host=), DNS at prefix::3
+ * (ipv6-dns=), and a link-local address made from the router's MAC
+ * (EUI-64), from which it advertises.  Guests configure themselves with
+ * SLAAC from our router advertisements (prefix with the A flag, MTU, RDNSS
+ * and DNSSL, RFC 8106), sent at start-up, every RA_INTERVAL_NS and in
+ * answer to a router solicitation (at most one per RA_MIN_GAP_NS; the rest
+ * are counted).
+ *
+ * Neighbour discovery (RFC 4861): we answer solicitations for our own
+ * addresses only, never for a guest's; a duplicate address detection probe
+ * for one of ours is defended with an advertisement to all nodes.  Every NDP
+ * message is validated (hop limit 255, code 0, lengths, no zero-length
+ * option: the classic infinite loop) before anything is learnt from it.
+ * Guests are learnt from their traffic into a small table (oldest
+ * replaced); to reach an unknown guest we send a neighbour solicitation.
+ *
+ * Extension headers (RFC 8200 4): hop-by-hop only first, options walked
+ * with the action bits of unknown options honoured, routing headers with
+ * segments left answered with a parameter problem, fragments dropped and
+ * counted (no IPv6 reassembly yet), at most IP6_EXT_MAX headers.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "csum.h"
+#include "dhcp6.h"
+#include "ip6.h"
+#include "router.h"
+
+#define NH_HOPOPTS 0
+#define NH_ROUTING 43
+#define NH_FRAGMENT 44
+#define NH_ICMPV6 58
+#define NH_NONE 59
+#define NH_DSTOPTS 60
+
+#define ICMP6_DST_UNREACH 1
+#define ICMP6_PARAM_PROB 4
+#define ICMP6_ECHO_REQUEST 128
+#define ICMP6_ECHO_REPLY 129
+#define ND_ROUTER_SOLICIT 133
+#define ND_ROUTER_ADVERT 134
+#define ND_NEIGHBOR_SOLICIT 135
+#define ND_NEIGHBOR_ADVERT 136
+
+#define ND_OPT_SLLA 1
+#define ND_OPT_TLLA 2
+#define ND_OPT_PREFIX 3
+#define ND_OPT_MTU 5
+#define ND_OPT_RDNSS 25
+#define ND_OPT_DNSSL 31
+
+#define RA_INTERVAL_NS (200 * NS_PER_SEC)
+#define RA_INITIAL_GAP_NS (2 * NS_PER_SEC)
+#define RA_INITIAL_COUNT 3
+#define RA_MIN_GAP_NS (NS_PER_SEC / 2)
+#define ROUTER_LIFETIME 1800
+#define RDNSS_LIFETIME 1800
+#define PREFIX_VALID 86400
+#define PREFIX_PREFERRED 14400
+#define ICMP6_ERR_MAX 1232	/* an error fits the IPv6 minimum MTU */
+
+static const struct in6_addr all_nodes = { { { 0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0,
+					       0, 0, 0, 0, 0, 1 } } };
+
+static const struct in6_addr all_dhcp = { { { 0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0,
+					      0, 0, 0, 1, 0, 2 } } };
+
+/* ---- extension headers (pure) --------------------------------------------------- */
+
+/* Options of a hop-by-hop or destination options header (RFC 8200 4.2);
+ * hdr is the extension header, hoff its offset from the fixed header. */
+static int ip6_walk_opts(const uint8_t *hdr, size_t hlen, size_t hoff,
+			 size_t *off, uint8_t *code, bool *icmp,
+			 bool dst_multicast)
+{
+	struct cursor o = cur_init(hdr + 2, hlen - 2);
+
+	while (o.rem) {
+		const uint8_t *at = o.p;
+		uint8_t type, len;
+
+		if (!cur_u8(&o, &type))
+			return -EBADMSG;
+		if (type == 0)
+			continue;	/* Pad1 */
+		if (!cur_u8(&o, &len) || !cur_pull(&o, len))
+			return -EBADMSG;
+		if (type == 1)
+			continue;	/* PadN */
+		switch (type >> 6) {
+		case 0:
+			continue;	/* skip over it */
+		case 1:
+			return -EBADMSG;	/* discard silently */
+		case 2:
+			*icmp = true;
+			break;
+		case 3:
+			*icmp = !dst_multicast;
+			break;
+		}
+		*code = 2;
+		*off = hoff + (size_t)(at - hdr);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+int ip6_walk_ext(struct cursor *c, uint8_t *nh, size_t *off, uint8_t *code,
+		 bool *icmp, bool dst_multicast)
+{
+	*icmp = false;
+	*code = 0;
+	for (int n = 0;; n++) {
+		const uint8_t *h;
+		size_t hlen;
+
+		switch (*nh) {
+		case NH_HOPOPTS:
+			if (n) {	/* only right after the fixed header */
+				*code = 1;
+				*icmp = true;
+				*off = 6;
+				return -EPROTO;
+			}
+			/* fall through */
+		case NH_DSTOPTS:
+		case NH_ROUTING:
+			break;
+		default:
+			return 0;	/* upper layer, fragment or none */
+		}
+		if (n == IP6_EXT_MAX)
+			return -EBADMSG;
+		h = cur_peek(c, 8);
+		if (!h)
+			return -EBADMSG;
+		hlen = ((size_t)h[1] + 1) * 8;
+		if (!cur_peek(c, hlen))
+			return -EBADMSG;
+		if (*nh == NH_ROUTING) {
+			/* segments left > 0 with a type we do not process */
+			if (h[3] != 0) {
+				*code = 0;
+				*icmp = true;
+				*off += 2;
+				return -EPROTO;
+			}
+		} else {
+			int rc = ip6_walk_opts(h, hlen, *off, off, code, icmp,
+					       dst_multicast);
+
+			if (rc)
+				return rc;
+		}
+		*nh = h[0];
+		*off += hlen;
+		cur_pull(c, hlen);
+	}
+}
+
+/* ---- helpers ------------------------------------------------------------------------ */
+
+static bool is_multicast(const struct in6_addr *a)
+{
+	return a->s6_addr[0] == 0xff;
+}
+
+static bool is_unspecified(const struct in6_addr *a)
+{
+	static const struct in6_addr z;
+
+	return !memcmp(a, &z, sizeof(z));
+}
+
+static bool is_linklocal(const struct in6_addr *a)
+{
+	return a->s6_addr[0] == 0xfe && (a->s6_addr[1] & 0xc0) == 0x80;
+}
+
+static bool in_prefix(const struct ip6_state *s, const struct in6_addr *a)
+{
+	unsigned bits = s->prefixlen;
+
+	for (unsigned i = 0; i < 16 && bits; i++) {
+		uint8_t m = bits >= 8 ? 0xff : (uint8_t)(0xff << (8 - bits));
+
+		if ((a->s6_addr[i] & m) != (s->prefix.s6_addr[i] & m))
+			return false;
+		bits -= bits >= 8 ? 8 : bits;
+	}
+	return true;
+}
+
+static bool ours(const struct ip6_state *s, const struct in6_addr *a)
+{
+	return !memcmp(a, &s->ll, 16) || !memcmp(a, &s->host, 16) ||
+	       !memcmp(a, &s->dns, 16);
+}
+
+/* The solicited-node multicast address of a (RFC 4291 2.7.1). */
+static void solicited_node(const struct in6_addr *a, struct in6_addr *out)
+{
+	static const uint8_t pre[13] = { 0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+					 0xff };
+
+	memcpy(out->s6_addr, pre, 13);
+	memcpy(out->s6_addr + 13, a->s6_addr + 13, 3);
+}
+
+static bool for_us(const struct ip6_state *s, const struct in6_addr *dst)
+{
+	struct in6_addr sn;
+
+	if (ours(s, dst) || !memcmp(dst, &all_nodes, 16))
+		return true;
+	if (dst->s6_addr[0] == 0xff && dst->s6_addr[1] == 2 &&
+	    dst->s6_addr[15] == 2 && !memcmp(dst->s6_addr + 2, all_nodes.s6_addr + 2, 13))
+		return true;	/* ff02::2, all routers */
+	if (!memcmp(dst, &all_dhcp, 16))
+		return true;
+	solicited_node(&s->ll, &sn);
+	if (!memcmp(dst, &sn, 16))
+		return true;
+	solicited_node(&s->host, &sn);
+	if (!memcmp(dst, &sn, 16))
+		return true;
+	solicited_node(&s->dns, &sn);
+	return !memcmp(dst, &sn, 16);
+}
+
+static void mcast_mac(const struct in6_addr *a, uint8_t *mac)
+{
+	mac[0] = 0x33;
+	mac[1] = 0x33;
+	memcpy(mac + 2, a->s6_addr + 12, 4);
+}
+
+/* ---- neighbours -------------------------------------------------------------------------- */
+
+static unsigned neigh6_home(const struct in6_addr *a)
+{
+	uint32_t h;
+
+	memcpy(&h, a->s6_addr + 12, 4);
+	return (h * 2654435761u) % NEIGH6_MAX;
+}
+
+static void neigh6_learn(struct router *r, const struct in6_addr *ip,
+			 const uint8_t *mac)
+{
+	struct ip6_state *s = &r->ip6;
+	unsigned h = neigh6_home(ip), oldest = h;
+
+	if (is_unspecified(ip) || is_multicast(ip) || ours(s, ip) ||
+	    mac_is_multicast(mac) || (!is_linklocal(ip) && !in_prefix(s, ip)))
+		return;
+	for (unsigned k = 0; k < 8; k++) {
+		struct neigh6 *n = &s->neigh[(h + k) % NEIGH6_MAX];
+
+		if (!n->used || !memcmp(&n->ip, ip, 16)) {
+			n->used = true;
+			n->ip = *ip;
+			memcpy(n->mac, mac, 6);
+			n->seen = pb_now(r->pb);
+			return;
+		}
+		if (n->seen < s->neigh[oldest].seen)
+			oldest = (h + k) % NEIGH6_MAX;
+	}
+	s->neigh[oldest].ip = *ip;
+	memcpy(s->neigh[oldest].mac, mac, 6);
+	s->neigh[oldest].seen = pb_now(r->pb);
+}
+
+static const uint8_t *neigh6_lookup(const struct router *r,
+				    const struct in6_addr *ip)
+{
+	unsigned h = neigh6_home(ip);
+
+	for (unsigned k = 0; k < 8; k++) {
+		const struct neigh6 *n = &r->ip6.neigh[(h + k) % NEIGH6_MAX];
+
+		if (n->used && !memcmp(&n->ip, ip, 16))
+			return n->mac;
+	}
+	return NULL;
+}
+
+/* ---- output -------------------------------------------------------------------------------- */
+
+static uint16_t icmp6_csum(const struct in6_addr *src,
+			   const struct in6_addr *dst, const uint8_t *msg,
+			   size_t len)
+{
+	uint8_t ph[40];
+
+	memcpy(ph, src, 16);
+	memcpy(ph + 16, dst, 16);
+	put_be32(ph + 32, (uint32_t)len);
+	ph[36] = ph[37] = ph[38] = 0;
+	ph[39] = NH_ICMPV6;
+	return csum_fold(csum_add(csum_add(0, ph, 40), msg, len));
+}
+
+/* Frame with payload (len bytes at ETH_HDR + IP6_HDR) to mac. */
+static void ip6_emit(struct router *r, uint8_t *frame, uint8_t nh,
+		     uint8_t hlim, const struct in6_addr *src,
+		     const struct in6_addr *dst, size_t len, const uint8_t *mac)
+{
+	uint8_t *h = frame + ETH_HDR;
+
+	memcpy(frame, mac, 6);
+	memcpy(frame + 6, r->mac, 6);
+	frame[12] = 0x86;
+	frame[13] = 0xdd;
+	h[0] = 0x60;
+	h[1] = h[2] = h[3] = 0;
+	h[4] = (uint8_t)(len >> 8);
+	h[5] = (uint8_t)len;
+	h[6] = nh;
+	h[7] = hlim;
+	memcpy(h + 8, src, 16);
+	memcpy(h + 24, dst, 16);
+	r->st.frames_out++;
+	router_emit_frame(r, frame, ETH_HDR + IP6_HDR + len);
+}
+
+static void ndp_solicit(struct router *r, const struct in6_addr *target)
+{
+	uint8_t *f = router_alloc(r);
+	uint8_t *m, mac[6];
+	struct in6_addr dst;
+	uint16_t ck;
+
+	if (!f)
+		return;
+	solicited_node(target, &dst);
+	mcast_mac(&dst, mac);
+	m = f + ETH_HDR + IP6_HDR;
+	memset(m, 0, 32);
+	m[0] = ND_NEIGHBOR_SOLICIT;
+	memcpy(m + 8, target, 16);
+	m[24] = ND_OPT_SLLA;
+	m[25] = 1;
+	memcpy(m + 26, r->mac, 6);
+	ck = icmp6_csum(&r->ip6.ll, &dst, m, 32);
+	memcpy(m + 2, &ck, 2);
+	ip6_emit(r, f, NH_ICMPV6, 255, &r->ip6.ll, &dst, 32, mac);
+}
+
+/* The pseudo-header sum of an upper-layer packet (RFC 8200 8.1). */
+static uint32_t pseudo6(const struct in6_addr *src, const struct in6_addr *dst,
+			uint8_t nh, size_t len)
+{
+	uint8_t ph[40];
+
+	memcpy(ph, src, 16);
+	memcpy(ph + 16, dst, 16);
+	put_be32(ph + 32, (uint32_t)len);
+	ph[36] = ph[37] = ph[38] = 0;
+	ph[39] = nh;
+	return csum_add(0, ph, 40);
+}
+
+/* Where to send a packet for dst: a multicast MAC, or the neighbour's
+ * (NULL, with a solicitation sent, if unknown). */
+static const uint8_t *ip6_dst_mac(struct router *r, const struct in6_addr *dst,
+				  uint8_t *buf)
+{
+	const uint8_t *mac;
+
+	if (is_multicast(dst)) {
+		mcast_mac(dst, buf);
+		return buf;
+	}
+	mac = neigh6_lookup(r, dst);
+	if (!mac) {
+		rdrop(r, RD_NO_NEIGH);
+		ndp_solicit(r, dst);
+	}
+	return mac;
+}
+
+void ip6_send_udp(struct router *r, uint8_t *frame, const struct in6_addr *src,
+		  uint16_t sport, const struct in6_addr *dst, uint16_t dport,
+		  size_t len)
+{
+	uint8_t *u = frame + ETH_HDR + IP6_HDR, mm[6];
+	size_t ulen = UDP_HDR + len;
+	const uint8_t *mac = ip6_dst_mac(r, dst, mm);
+	uint16_t ck;
+
+	if (!mac)
+		return;
+	u[0] = (uint8_t)(sport >> 8);
+	u[1] = (uint8_t)sport;
+	u[2] = (uint8_t)(dport >> 8);
+	u[3] = (uint8_t)dport;
+	u[4] = (uint8_t)(ulen >> 8);
+	u[5] = (uint8_t)ulen;
+	u[6] = u[7] = 0;
+	ck = csum_fold(csum_add(pseudo6(src, dst, IPPROTO_UDP, ulen), u, ulen));
+	if (!ck)
+		ck = 0xffff;
+	memcpy(u + 6, &ck, 2);
+	ip6_emit(r, frame, IPPROTO_UDP, 255, src, dst, ulen, mac);
+}
+
+/* ICMPv6 message m (len bytes, checksum field zero) from src to dst. */
+static void icmp6_send(struct router *r, uint8_t *f, const struct in6_addr *src,
+		       const struct in6_addr *dst, size_t len, uint8_t hlim)
+{
+	uint8_t *m = f + ETH_HDR + IP6_HDR;
+	uint8_t mm[6];
+	const uint8_t *mac = ip6_dst_mac(r, dst, mm);
+	uint16_t ck;
+
+	if (!mac)
+		return;
+	m[2] = m[3] = 0;
+	ck = icmp6_csum(src, dst, m, len);
+	memcpy(m + 2, &ck, 2);
+	ip6_emit(r, f, NH_ICMPV6, hlim, src, dst, len, mac);
+}
+
+static void icmp6_error(struct router *r, const struct ip6_view *ip,
+			uint8_t type, uint8_t code, uint32_t param)
+{
+	size_t q = MIN(ip->len, (size_t)ICMP6_ERR_MAX - IP6_HDR - 8);
+	uint8_t *f;
+
+	/* never about multicast (except what RFC 4443 2.4 allows, which we
+	 * do not need), errors, or from the unspecified address */
+	if (is_multicast(&ip->dst) && type != ICMP6_PARAM_PROB)
+		return;
+	if (is_unspecified(&ip->src) || is_multicast(&ip->src))
+		return;
+	f = router_alloc(r);
+	if (!f)
+		return;
+	uint8_t *m = f + ETH_HDR + IP6_HDR;
+
+	m[0] = type;
+	m[1] = code;
+	m[2] = m[3] = 0;
+	put_be32(m + 4, param);
+	memcpy(m + 8, ip->hdr, q);
+	icmp6_send(r, f, ours(&r->ip6, &ip->dst) ? &ip->dst : &r->ip6.ll,
+		   &ip->src, 8 + q, 64);
+}
+
+/* Append the DNSSL option for the configured search domains. */
+static size_t put_dnssl(struct router *r, uint8_t *o)
+{
+	size_t n = r->dhcp.search_len, len;
+	const uint8_t *s = r->dhcp.search;
+
+	/* DNSSL wants uncompressed names: our encoding may use pointers,
+	 * so expand them (bounded: pointers only go backwards). */
+	uint8_t names[DHCP_SEARCH_MAX];
+	size_t out = 0;
+
+	for (size_t i = 0; i < n && out < sizeof(names) - 64;) {
+		uint8_t l = s[i];
+
+		if ((l & 0xc0) == 0xc0 && i + 1 < n) {
+			size_t p = (size_t)(l & 0x3f) << 8 | s[i + 1];
+
+			/* copy labels from p until the end of that name */
+			for (int hops = 0; p < i && hops < 64; hops++) {
+				uint8_t pl = s[p];
+
+				if (pl == 0 || (pl & 0xc0))
+					break;
+				if (out + pl + 1 >= sizeof(names) - 64)
+					break;
+				memcpy(names + out, s + p, (size_t)pl + 1);
+				out += (size_t)pl + 1;
+				p += (size_t)pl + 1;
+			}
+			names[out++] = 0;
+			i += 2;
+			continue;
+		}
+		if (i + (size_t)l + 1 > n)
+			break;
+		memcpy(names + out, s + i, (size_t)l + 1);
+		out += (size_t)l + 1;
+		i += (size_t)l + 1;
+	}
+	if (!out)
+		return 0;
+	len = (8 + out + 7) & ~(size_t)7;
+	if (len > 255 * 8)
+		return 0;
+	memset(o, 0, len);
+	o[0] = ND_OPT_DNSSL;
+	o[1] = (uint8_t)(len / 8);
+	put_be32(o + 4, RDNSS_LIFETIME);
+	memcpy(o + 8, names, out);
+	return len;
+}
+
+static void ra_send(struct router *r, const struct in6_addr *to)
+{
+	struct ip6_state *s = &r->ip6;
+	uint8_t *f = router_alloc(r);
+	uint8_t *m;
+	size_t n;
+
+	if (!f)
+		return;
+	m = f + ETH_HDR + IP6_HDR;
+	memset(m, 0, 16);
+	m[0] = ND_ROUTER_ADVERT;
+	m[4] = 64;		/* cur hop limit */
+	m[5] = 0x40;		/* O: other configuration by DHCPv6 */
+	m[6] = (uint8_t)(ROUTER_LIFETIME >> 8);
+	m[7] = (uint8_t)ROUTER_LIFETIME;
+	n = 16;
+	m[n] = ND_OPT_SLLA;
+	m[n + 1] = 1;
+	memcpy(m + n + 2, r->mac, 6);
+	n += 8;
+	memset(m + n, 0, 8);
+	m[n] = ND_OPT_MTU;
+	m[n + 1] = 1;
+	put_be32(m + n + 4, r->mtu);
+	n += 8;
+	memset(m + n, 0, 32);
+	m[n] = ND_OPT_PREFIX;
+	m[n + 1] = 4;
+	m[n + 2] = s->prefixlen;
+	m[n + 3] = 0xc0;	/* on-link, autonomous */
+	put_be32(m + n + 4, PREFIX_VALID);
+	put_be32(m + n + 8, PREFIX_PREFERRED);
+	memcpy(m + n + 16, &s->prefix, 16);
+	n += 32;
+	if (!r->restricted) {
+		memset(m + n, 0, 24);
+		m[n] = ND_OPT_RDNSS;
+		m[n + 1] = 3;
+		put_be32(m + n + 4, RDNSS_LIFETIME);
+		memcpy(m + n + 8, &s->dns, 16);
+		n += 24;
+		n += put_dnssl(r, m + n);
+	}
+	s->st.ra_sent++;
+	s->last_ra = pb_now(r->pb);
+	icmp6_send(r, f, &s->ll, to, n, 255);
+}
+
+/* ---- input ------------------------------------------------------------------------------------ */
+
+/* Walk NDP options (after the fixed part); the SLLA/TLLA one is returned.
+ * false: malformed (zero length, overrun) -> drop the message. */
+static bool nd_options(struct cursor o, uint8_t want, const uint8_t **lla)
+{
+	*lla = NULL;
+	while (o.rem) {
+		const uint8_t *h = cur_peek(&o, 2);
+		size_t len;
+
+		if (!h || h[1] == 0)
+			return false;
+		len = (size_t)h[1] * 8;
+		if (!cur_pull(&o, len))
+			return false;
+		if (h[0] == want && len == 8)
+			*lla = h + 2;
+	}
+	return true;
+}
+
+static void icmp6_input(struct router *r, const struct ip6_view *ip)
+{
+	struct ip6_state *s = &r->ip6;
+	struct cursor c = ip->l4;
+	const uint8_t *m = cur_peek(&c, 4);
+	const uint8_t *lla;
+
+	if (!m || csum_bad(icmp6_csum(&ip->src, &ip->dst, c.p, c.rem))) {
+		s->st.malformed++;
+		return;
+	}
+	switch (m[0]) {
+	case ICMP6_ECHO_REQUEST: {
+		uint8_t *f;
+
+		if (!ours(s, &ip->dst) || c.rem < 8 ||
+		    c.rem > (size_t)r->mtu - IP6_HDR) {
+			s->st.other++;
+			return;
+		}
+		f = router_alloc(r);
+		if (!f)
+			return;
+		memcpy(f + ETH_HDR + IP6_HDR, c.p, c.rem);
+		f[ETH_HDR + IP6_HDR] = ICMP6_ECHO_REPLY;
+		s->st.echo++;
+		icmp6_send(r, f, &ip->dst, &ip->src, c.rem, 64);
+		return;
+	}
+	case ND_ROUTER_SOLICIT:
+		if (ip->hlim != 255 || m[1] != 0 || c.rem < 8 ||
+		    !nd_options(cur_init(c.p + 8, c.rem - 8), ND_OPT_SLLA, &lla) ||
+		    (lla && is_unspecified(&ip->src))) {
+			s->st.nd_invalid++;
+			return;
+		}
+		s->st.rs++;
+		if (lla)
+			neigh6_learn(r, &ip->src, lla);
+		if (s->last_ra && pb_now(r->pb) - s->last_ra < RA_MIN_GAP_NS) {
+			s->st.ra_limited++;
+			return;
+		}
+		ra_send(r, &all_nodes);
+		return;
+	case ND_NEIGHBOR_SOLICIT: {
+		struct in6_addr target;
+		bool dad = is_unspecified(&ip->src);
+		uint8_t *f, *a;
+
+		if (ip->hlim != 255 || m[1] != 0 || c.rem < 24 ||
+		    !nd_options(cur_init(c.p + 24, c.rem - 24), ND_OPT_SLLA, &lla) ||
+		    (dad && lla)) {
+			s->st.nd_invalid++;
+			return;
+		}
+		memcpy(&target, c.p + 8, 16);
+		if (is_multicast(&target)) {
+			s->st.nd_invalid++;
+			return;
+		}
+		s->st.ns++;
+		if (lla)
+			neigh6_learn(r, &ip->src, lla);
+		if (!ours(s, &target))
+			return;	/* never answer for a guest's address */
+		f = router_alloc(r);
+		if (!f)
+			return;
+		a = f + ETH_HDR + IP6_HDR;
+		memset(a, 0, 32);
+		a[0] = ND_NEIGHBOR_ADVERT;
+		/* router, solicited (not for DAD), override */
+		a[4] = (uint8_t)(0x80 | (dad ? 0 : 0x40) | 0x20);
+		memcpy(a + 8, &target, 16);
+		a[24] = ND_OPT_TLLA;
+		a[25] = 1;
+		memcpy(a + 26, r->mac, 6);
+		s->st.na_sent++;
+		if (!dad && !lla && !neigh6_lookup(r, &ip->src))
+			neigh6_learn(r, &ip->src, ip->src_mac);
+		icmp6_send(r, f, &target, dad ? &all_nodes : &ip->src, 32, 255);
+		return;
+	}
+	case ND_NEIGHBOR_ADVERT: {
+		struct in6_addr target;
+
+		if (ip->hlim != 255 || m[1] != 0 || c.rem < 24 ||
+		    !nd_options(cur_init(c.p + 24, c.rem - 24), ND_OPT_TLLA, &lla)) {
+			s->st.nd_invalid++;
+			return;
+		}
+		memcpy(&target, c.p + 8, 16);
+		s->st.na++;
+		if (lla && !ours(s, &target))
+			neigh6_learn(r, &target, lla);
+		return;
+	}
+	case 130: case 131: case 132: case 143:
+		s->st.mld++;
+		return;
+	default:
+		s->st.other++;
+		return;
+	}
+}
+
+void ip6_input(struct router *r, const uint8_t *src_mac, struct cursor c)
+{
+	struct ip6_state *s = &r->ip6;
+	const uint8_t *h = cur_peek(&c, IP6_HDR);
+	struct ip6_view ip;
+	struct cursor p;
+	uint16_t plen;
+	uint8_t code;
+	size_t off = IP6_HDR;
+	bool icmp;
+	int rc;
+
+	if (!s->enabled) {
+		rdrop(r, RD_ETHERTYPE);
+		return;
+	}
+	s->st.rx++;
+	if (!h || h[0] >> 4 != 6) {
+		s->st.malformed++;
+		return;
+	}
+	plen = (uint16_t)(h[4] << 8 | h[5]);
+	if (!cur_trim(&c, IP6_HDR + (size_t)plen)) {
+		s->st.malformed++;
+		return;
+	}
+	memset(&ip, 0, sizeof(ip));
+	memcpy(&ip.src, h + 8, 16);
+	memcpy(&ip.dst, h + 24, 16);
+	ip.hlim = h[7];
+	ip.hdr = h;
+	ip.len = IP6_HDR + plen;
+	ip.src_mac = src_mac;
+	ip.proto = h[6];
+	if (is_multicast(&ip.src)) {
+		s->st.malformed++;
+		return;
+	}
+	if (!for_us(s, &ip.dst)) {
+		/* off-link or another guest: IPv6 translation to host
+		 * sockets is not there yet */
+		s->st.no_route++;
+		return;
+	}
+	/* learn the sender, except from NDP, which is validated first */
+	if (!is_unspecified(&ip.src) &&
+	    (ip.proto != NH_ICMPV6 || !(cur_peek(&c, IP6_HDR + 1)) ||
+	     c.p[IP6_HDR] < ND_ROUTER_SOLICIT || c.p[IP6_HDR] > 137))
+		neigh6_learn(r, &ip.src, src_mac);
+	p = c;
+	cur_pull(&p, IP6_HDR);
+	rc = ip6_walk_ext(&p, &ip.proto, &off, &code, &icmp,
+			  is_multicast(&ip.dst));
+	if (rc) {
+		s->st.ext_dropped++;
+		if (rc == -EPROTO && icmp) {
+			s->st.param_problem++;
+			icmp6_error(r, &ip, ICMP6_PARAM_PROB, code, (uint32_t)off);
+		}
+		return;
+	}
+	ip.l4 = p;
+	switch (ip.proto) {
+	case NH_ICMPV6:
+		icmp6_input(r, &ip);
+		break;
+	case NH_NONE:
+		break;
+	case NH_FRAGMENT:
+		s->st.ext_dropped++;
+		break;
+	case IPPROTO_UDP: {
+		const uint8_t *u = cur_peek(&p, UDP_HDR);
+		uint16_t ulen = u ? (uint16_t)(u[4] << 8 | u[5]) : 0;
+
+		if (u && u[2] == 2 && u[3] == 0x23 && ulen >= UDP_HDR &&
+		    cur_trim(&p, ulen) &&
+		    !csum_bad(csum_fold(csum_add(pseudo6(&ip.src, &ip.dst,
+							 IPPROTO_UDP, ulen),
+						 p.p, p.rem)))) {
+			cur_pull(&p, UDP_HDR);
+			dhcp6_input(r, &ip, (uint16_t)(u[0] << 8 | u[1]), p.p,
+				    p.rem);
+			break;
+		}
+		if (ours(s, &ip.dst))
+			icmp6_error(r, &ip, ICMP6_DST_UNREACH, 4, 0);
+		s->st.no_route++;
+		break;
+	}
+	default:
+		/* nothing else is served at our addresses yet */
+		if (ours(s, &ip.dst))
+			icmp6_error(r, &ip, ICMP6_DST_UNREACH, 4, 0);
+		s->st.no_route++;
+		break;
+	}
+}
+
+uint64_t ip6_tick(struct router *r, uint64_t now)
+{
+	struct ip6_state *s = &r->ip6;
+
+	if (!s->enabled)
+		return 0;
+	if (now >= s->next_ra) {
+		ra_send(r, &all_nodes);
+		if (s->initial_ras < RA_INITIAL_COUNT) {
+			s->initial_ras++;
+			s->next_ra = now + RA_INITIAL_GAP_NS;
+		} else {
+			s->next_ra = now + RA_INTERVAL_NS;
+		}
+	}
+	return s->next_ra - now;
+}
+
+/* ---- configuration -------------------------------------------------------------------------- */
+
+static int parse6(const struct opts *o, const char *key, struct in6_addr *out,
+		  char *err, size_t errlen)
+{
+	const char *v = opts_get(o, key);
+
+	if (!v)
+		return 0;
+	if (inet_pton(AF_INET6, v, out) != 1) {
+		snprintf(err, errlen, "'%s' must be an IPv6 address, not '%s'", key, v);
+		return -EINVAL;
+	}
+	return 1;
+}
+
+int ip6_configure(struct router *r, const struct opts *o, char *err,
+		  size_t errlen)
+{
+	struct ip6_state *s = &r->ip6;
+	uint64_t plen;
+	int rc;
+
+	rc = opts_get_bool(o, "ipv6", true, &s->enabled, err, errlen);
+	if (!rc)
+		rc = opts_get_uint(o, "ipv6-prefixlen", 8, 64, 64, &plen, err,
+				   errlen);
+	if (rc)
+		return rc;
+	s->prefixlen = (uint8_t)plen;
+	inet_pton(AF_INET6, "fec0::", &s->prefix);
+	if ((rc = parse6(o, "ipv6-prefix", &s->prefix, err, errlen)) < 0)
+		return rc;
+	/* clear the host bits of the prefix */
+	for (unsigned i = 0; i < 16; i++) {
+		unsigned lo = i * 8;
+
+		if (lo >= s->prefixlen)
+			s->prefix.s6_addr[i] = 0;
+		else if (lo + 8 > s->prefixlen)
+			s->prefix.s6_addr[i] &= (uint8_t)(0xff << (lo + 8 - s->prefixlen));
+	}
+	s->host = s->prefix;
+	s->host.s6_addr[15] |= 2;
+	s->dns = s->prefix;
+	s->dns.s6_addr[15] |= 3;
+	if ((rc = parse6(o, "ipv6-host", &s->host, err, errlen)) < 0 ||
+	    (rc = parse6(o, "ipv6-dns", &s->dns, err, errlen)) < 0)
+		return rc;
+	if (!in_prefix(s, &s->host) || !in_prefix(s, &s->dns) ||
+	    !memcmp(&s->host, &s->dns, 16)) {
+		snprintf(err, errlen, "ipv6-host and ipv6-dns must be different addresses inside ipv6-prefix");
+		return -EINVAL;
+	}
+	/* link-local from the MAC, modified EUI-64 (RFC 4291 appendix A) */
+	memset(&s->ll, 0, sizeof(s->ll));
+	s->ll.s6_addr[0] = 0xfe;
+	s->ll.s6_addr[1] = 0x80;
+	s->ll.s6_addr[8] = r->mac[0] ^ 2;
+	s->ll.s6_addr[9] = r->mac[1];
+	s->ll.s6_addr[10] = r->mac[2];
+	s->ll.s6_addr[11] = 0xff;
+	s->ll.s6_addr[12] = 0xfe;
+	s->ll.s6_addr[13] = r->mac[3];
+	s->ll.s6_addr[14] = r->mac[4];
+	s->ll.s6_addr[15] = r->mac[5];
+	s->next_ra = 0;		/* advertise at once */
+	return 0;
+}
