@@ -258,7 +258,10 @@ static int dns_local_lookup(struct router *r, const char *name, uint32_t *ip)
 static void dns_send_to_guest(struct router *r, const struct ip4_view *ip,
 			      uint16_t sport, uint8_t *frame, size_t len)
 {
-	udp_send_to_guest(r, frame, r->dns, 53, ip->src, sport, len);
+	if (ip->v6)
+		ip6_send_udp(r, frame, &ip->dst6, 53, &ip->src6, sport, len);
+	else
+		udp_send_to_guest(r, frame, r->dns, 53, ip->src, sport, len);
 }
 
 /* Build an answer to q (query bytes p) with rcode and, if ip, one A. */
@@ -273,7 +276,7 @@ static void dns_reply_local(struct router *r, const struct ip4_view *ipv,
 
 	if (!frame)
 		return;
-	b = frame + ETH_HDR + IP4_HDR + UDP_HDR;
+	b = frame + ETH_HDR + (ipv->v6 ? IP6_HDR : IP4_HDR) + UDP_HDR;
 	memcpy(b, p, q->qend);
 	/* QR, opcode and RD from the query, AA, RA */
 	b[2] = (uint8_t)(0x80 | (p[2] & 0x79) | 0x04);
@@ -349,9 +352,8 @@ void dns_udp_input(struct router *r, const struct ip4_view *ip,
 		dns_reply_local(r, ip, sport, p, &q, 2, NULL);	/* SERVFAIL */
 		return;
 	}
-	k.gip = ip->src;
+	ip_fill_key(ip, &k);
 	k.gport = sport;
-	k.rip = r->dns;
 	k.rport = 53;
 	f = flow_lookup(r->flows, &k);
 	if (!f) {

@@ -50,13 +50,22 @@ static uint32_t flow_hash(const struct flow_key *k)
 	h ^= (uint64_t)k->rip * 0xc2b2ae3d27d4eb4full;
 	h ^= ((uint64_t)k->gport << 24 | (uint64_t)k->rport << 8 | k->proto) *
 	     0x165667b19e3779f9ull;
+	if (k->v6) {
+		uint64_t a, b;
+
+		memcpy(&a, k->gip6.s6_addr + 8, 8);
+		memcpy(&b, k->rip6.s6_addr + 8, 8);
+		h ^= (a * 0x9e3779b97f4a7c15ull) ^ (b * 0xc2b2ae3d27d4eb4full);
+	}
 	return (uint32_t)(h ^ (h >> 29) ^ (h >> 47));
 }
 
 static bool key_eq(const struct flow_key *a, const struct flow_key *b)
 {
 	return a->gip == b->gip && a->rip == b->rip && a->gport == b->gport &&
-	       a->rport == b->rport && a->proto == b->proto;
+	       a->rport == b->rport && a->proto == b->proto && a->v6 == b->v6 &&
+	       (!a->v6 || (!memcmp(&a->gip6, &b->gip6, 16) &&
+			   !memcmp(&a->rip6, &b->rip6, 16)));
 }
 
 struct flow *flow_lookup(const struct flow_table *t, const struct flow_key *k)

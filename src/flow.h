@@ -24,11 +24,13 @@
 #define FLOW_NONE UINT32_MAX
 
 struct flow_key {
-	uint32_t gip;		/* guest address, network order */
+	uint32_t gip;		/* guest address, network order (IPv4) */
 	uint32_t rip;		/* remote address as the guest sees it */
 	uint16_t gport;		/* host order; ICMP: echo id */
 	uint16_t rport;
 	uint8_t proto;
+	uint8_t v6;		/* an IPv6 flow: gip6/rip6, gip/rip are 0 */
+	struct in6_addr gip6, rip6;
 };
 
 enum tcp_state {

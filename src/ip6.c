@@ -361,8 +361,8 @@ static void ndp_solicit(struct router *r, const struct in6_addr *target)
 }
 
 /* The pseudo-header sum of an upper-layer packet (RFC 8200 8.1). */
-static uint32_t pseudo6(const struct in6_addr *src, const struct in6_addr *dst,
-			uint8_t nh, size_t len)
+uint32_t ip6_pseudo(const struct in6_addr *src, const struct in6_addr *dst,
+		    uint8_t nh, size_t len)
 {
 	uint8_t ph[40];
 
@@ -411,11 +411,24 @@ void ip6_send_udp(struct router *r, uint8_t *frame, const struct in6_addr *src,
 	u[4] = (uint8_t)(ulen >> 8);
 	u[5] = (uint8_t)ulen;
 	u[6] = u[7] = 0;
-	ck = csum_fold(csum_add(pseudo6(src, dst, IPPROTO_UDP, ulen), u, ulen));
+	ck = csum_fold(csum_add(ip6_pseudo(src, dst, IPPROTO_UDP, ulen), u, ulen));
 	if (!ck)
 		ck = 0xffff;
 	memcpy(u + 6, &ck, 2);
 	ip6_emit(r, frame, IPPROTO_UDP, 255, src, dst, ulen, mac);
+}
+
+int ip6_send_l4(struct router *r, uint8_t *frame, uint8_t nh,
+		const struct in6_addr *src, const struct in6_addr *dst,
+		size_t len)
+{
+	uint8_t mm[6];
+	const uint8_t *mac = ip6_dst_mac(r, dst, mm);
+
+	if (!mac)
+		return -EHOSTUNREACH;
+	ip6_emit(r, frame, nh, 64, src, dst, len, mac);
+	return 0;
 }
 
 /* ICMPv6 message m (len bytes, checksum field zero) from src to dst. */
@@ -459,6 +472,21 @@ static void icmp6_error(struct router *r, const struct ip6_view *ip,
 	memcpy(m + 8, ip->hdr, q);
 	icmp6_send(r, f, ours(&r->ip6, &ip->dst) ? &ip->dst : &r->ip6.ll,
 		   &ip->src, 8 + q, 64);
+}
+
+void ip6_error_raw(struct router *r, const uint8_t *orig, size_t len,
+		   uint8_t type, uint8_t code)
+{
+	struct ip6_view ip;
+
+	if (len < IP6_HDR)
+		return;
+	memset(&ip, 0, sizeof(ip));
+	memcpy(&ip.src, orig + 8, 16);
+	memcpy(&ip.dst, orig + 24, 16);
+	ip.hdr = orig;
+	ip.len = len;
+	icmp6_error(r, &ip, type, code, 0);
 }
 
 /* Append the DNSSL option for the configured search domains. */
@@ -691,6 +719,50 @@ static void icmp6_input(struct router *r, const struct ip6_view *ip)
 	}
 }
 
+/* DHCPv6 (UDP to port 547): served; true if it was one. */
+static bool ip6_dhcp(struct router *r, const struct ip6_view *ip,
+		     struct cursor p)
+{
+	const uint8_t *u = cur_peek(&p, UDP_HDR);
+	uint16_t ulen = u ? (uint16_t)(u[4] << 8 | u[5]) : 0;
+
+	if (!u || u[2] != 2 || u[3] != 0x23)
+		return false;
+	if (ulen < UDP_HDR || !cur_trim(&p, ulen) ||
+	    csum_bad(csum_fold(csum_add(ip6_pseudo(&ip->src, &ip->dst,
+						   IPPROTO_UDP, ulen),
+					p.p, p.rem)))) {
+		r->ip6.st.malformed++;
+		return true;
+	}
+	cur_pull(&p, UDP_HDR);
+	dhcp6_input(r, ip, (uint16_t)(u[0] << 8 | u[1]), p.p, p.rem);
+	return true;
+}
+
+/* TCP or UDP to be translated: hand it to the IPv4 modules' entry points
+ * with the IPv6 addresses filled in. */
+static void ip6_translate(struct router *r, const struct ip6_view *ip)
+{
+	struct ip4_view v;
+
+	memset(&v, 0, sizeof(v));
+	v.v6 = true;
+	v.src6 = ip->src;
+	v.dst6 = ip->dst;
+	v.proto = ip->proto;
+	v.ttl = ip->hlim;
+	v.hdr = ip->hdr;
+	v.hlen = IP6_HDR;
+	v.len = ip->len;
+	v.src_mac = ip->src_mac;
+	v.l4 = ip->l4;
+	if (ip->proto == IPPROTO_TCP)
+		tcp_input(r, &v);
+	else
+		udp_input(r, &v);
+}
+
 void ip6_input(struct router *r, const uint8_t *src_mac, struct cursor c)
 {
 	struct ip6_state *s = &r->ip6;
@@ -700,7 +772,7 @@ void ip6_input(struct router *r, const uint8_t *src_mac, struct cursor c)
 	uint16_t plen;
 	uint8_t code;
 	size_t off = IP6_HDR;
-	bool icmp;
+	bool icmp, local;
 	int rc;
 
 	if (!s->enabled) {
@@ -729,10 +801,10 @@ void ip6_input(struct router *r, const uint8_t *src_mac, struct cursor c)
 		s->st.malformed++;
 		return;
 	}
-	if (!for_us(s, &ip.dst)) {
-		/* off-link or another guest: IPv6 translation to host
-		 * sockets is not there yet */
-		s->st.no_route++;
+	local = for_us(s, &ip.dst);
+	if (!local && (is_multicast(&ip.dst) || is_unspecified(&ip.src) ||
+		       (!is_linklocal(&ip.src) && !in_prefix(s, &ip.src)))) {
+		s->st.no_route++;	/* not for us to route */
 		return;
 	}
 	/* learn the sender, except from NDP, which is validated first */
@@ -753,6 +825,26 @@ void ip6_input(struct router *r, const uint8_t *src_mac, struct cursor c)
 		return;
 	}
 	ip.l4 = p;
+	if (!local || ((ip.proto == IPPROTO_TCP || ip.proto == IPPROTO_UDP) &&
+		       (!memcmp(&ip.dst, &s->host, 16) ||
+			!memcmp(&ip.dst, &s->dns, 16)))) {
+		/* routed through us, or the host mapping / DNS address */
+		if (!local && ip.hlim <= 1) {
+			icmp6_error(r, &ip, 3, 0, 0);	/* time exceeded */
+			return;
+		}
+		if ((ip.proto == IPPROTO_TCP || ip.proto == IPPROTO_UDP) &&
+		    !is_linklocal(&ip.dst)) {
+			if (!(ip.proto == IPPROTO_UDP && local &&
+			      ip6_dhcp(r, &ip, p)))
+				ip6_translate(r, &ip);
+			return;
+		}
+		s->st.no_route++;
+		if (!local)
+			icmp6_error(r, &ip, ICMP6_DST_UNREACH, 0, 0);
+		return;
+	}
 	switch (ip.proto) {
 	case NH_ICMPV6:
 		icmp6_input(r, &ip);
@@ -762,25 +854,13 @@ void ip6_input(struct router *r, const uint8_t *src_mac, struct cursor c)
 	case NH_FRAGMENT:
 		s->st.ext_dropped++;
 		break;
-	case IPPROTO_UDP: {
-		const uint8_t *u = cur_peek(&p, UDP_HDR);
-		uint16_t ulen = u ? (uint16_t)(u[4] << 8 | u[5]) : 0;
-
-		if (u && u[2] == 2 && u[3] == 0x23 && ulen >= UDP_HDR &&
-		    cur_trim(&p, ulen) &&
-		    !csum_bad(csum_fold(csum_add(pseudo6(&ip.src, &ip.dst,
-							 IPPROTO_UDP, ulen),
-						 p.p, p.rem)))) {
-			cur_pull(&p, UDP_HDR);
-			dhcp6_input(r, &ip, (uint16_t)(u[0] << 8 | u[1]), p.p,
-				    p.rem);
+	case IPPROTO_UDP:
+		if (ip6_dhcp(r, &ip, p))
 			break;
-		}
 		if (ours(s, &ip.dst))
 			icmp6_error(r, &ip, ICMP6_DST_UNREACH, 4, 0);
 		s->st.no_route++;
 		break;
-	}
 	default:
 		/* nothing else is served at our addresses yet */
 		if (ours(s, &ip.dst))

@@ -75,6 +75,17 @@ void ip6_input(struct router *r, const uint8_t *src_mac, struct cursor c);
 void ip6_send_udp(struct router *r, uint8_t *frame, const struct in6_addr *src,
 		  uint16_t sport, const struct in6_addr *dst, uint16_t dport,
 		  size_t len);
+/* Send an upper-layer packet (at ETH_HDR + IP6_HDR, len bytes, checksum
+ * already set) to dst; 0 or -EHOSTUNREACH (neighbour solicited). */
+int ip6_send_l4(struct router *r, uint8_t *frame, uint8_t nh,
+		const struct in6_addr *src, const struct in6_addr *dst,
+		size_t len);
+/* The pseudo-header sum of an upper-layer packet (RFC 8200 8.1). */
+uint32_t ip6_pseudo(const struct in6_addr *src, const struct in6_addr *dst,
+		    uint8_t nh, size_t len);
+/* An ICMPv6 error about the IPv6 packet orig (fixed header onwards). */
+void ip6_error_raw(struct router *r, const uint8_t *orig, size_t len,
+		   uint8_t type, uint8_t code);
 /* Periodic work (router advertisements); returns ns until next wanted. */
 uint64_t ip6_tick(struct router *r, uint64_t now);
 

@@ -108,6 +108,18 @@ static void put_addr(FILE *f, const char *key, uint32_t ip, int port)
 		fprintf(f, ",\"%s\":\"%s\"", key, a);
 }
 
+static void put_addr6(FILE *f, const char *key, const struct in6_addr *ip,
+		      int port)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	inet_ntop(AF_INET6, ip, a, sizeof(a));
+	if (port >= 0)
+		fprintf(f, ",\"%s\":\"[%s]:%d\"", key, a, port);
+	else
+		fprintf(f, ",\"%s\":\"%s\"", key, a);
+}
+
 static const char *tcp_state_name(const struct tcp_conn *t)
 {
 	switch (t->state) {
@@ -138,8 +150,13 @@ static void list_flow(FILE *f, struct pb *pb, const struct router *r,
 		k->proto == IPPROTO_TCP	  ? "tcp"
 		: k->proto == IPPROTO_UDP ? "udp"
 					  : "icmp");
-	put_addr(f, "guest", k->gip, icmp ? -1 : k->gport);
-	put_addr(f, "remote", k->rip, icmp ? -1 : k->rport);
+	if (k->v6) {
+		put_addr6(f, "guest", &k->gip6, icmp ? -1 : k->gport);
+		put_addr6(f, "remote", &k->rip6, icmp ? -1 : k->rport);
+	} else {
+		put_addr(f, "guest", k->gip, icmp ? -1 : k->gport);
+		put_addr(f, "remote", k->rip, icmp ? -1 : k->rport);
+	}
 	if (icmp)
 		fprintf(f, ",\"echo_id\":%u", k->gport);
 	fprintf(f, ",\"direction\":\"%s\",\"state\":\"%s\"",

@@ -382,6 +382,90 @@ int router_socket(struct router *r, int type, int proto)
 	return fd;
 }
 
+int router_socket_af(struct router *r, int af, int type, int proto)
+{
+	int fd;
+
+	if (af == AF_INET)
+		return router_socket(r, type, proto);
+	fd = socket(af, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
+	return fd < 0 ? -errno : fd;
+}
+
+int router_map_dst6(struct router *r, const struct in6_addr *dst,
+		    struct in6_addr *out)
+{
+	const uint8_t *a = dst->s6_addr;
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff,
+					    0xff };
+
+	if (r->restricted)
+		return -EACCES;
+	if (!memcmp(dst, &r->ip6.host, 16)) {
+		if (!r->loopback_map)
+			return -ENETUNREACH;
+		*out = in6addr_loopback;
+		return 0;
+	}
+	/* Only global unicast goes out; never the host's loopback, link or
+	 * site scope, unique-local, multicast or IPv4-mapped space, nor our
+	 * own prefix (the segment). */
+	if ((a[0] & 0xe0) != 0x20 || !memcmp(a, mapped, 12) ||
+	    IN6_IS_ADDR_LOOPBACK(dst))
+		return -ENETUNREACH;
+	*out = *dst;
+	return 0;
+}
+
+uint32_t flow_pseudo(const struct flow_key *k, uint8_t proto, size_t len)
+{
+	if (k->v6)
+		return ip6_pseudo(&k->rip6, &k->gip6, proto, len);
+	return csum_pseudo4(k->rip, k->gip, proto, (uint16_t)len);
+}
+
+int flow_send(struct router *r, const struct flow_key *k, uint8_t *frame,
+	      uint8_t proto, size_t l4len)
+{
+	if (k->v6)
+		return ip6_send_l4(r, frame, proto, &k->rip6, &k->gip6, l4len);
+	return router_send_ip4(r, frame, proto, k->rip, k->gip, l4len, 0);
+}
+
+bool ip_l4_csum_bad(const struct ip4_view *ip, uint8_t proto,
+		    const uint8_t *p, size_t len)
+{
+	uint32_t ph = ip->v6 ? ip6_pseudo(&ip->src6, &ip->dst6, proto, len)
+			     : csum_pseudo4(ip->src, ip->dst, proto,
+					    (uint16_t)len);
+
+	return csum_bad(csum_fold(csum_add(ph, p, len)));
+}
+
+void ip_fill_key(const struct ip4_view *ip, struct flow_key *k)
+{
+	k->gip = ip->src;
+	k->rip = ip->dst;
+	k->v6 = ip->v6;
+	if (ip->v6) {
+		k->gip6 = ip->src6;
+		k->rip6 = ip->dst6;
+	}
+}
+
+void ip_unreach(struct router *r, const struct ip4_view *ip, uint8_t code)
+{
+	static const uint8_t code6[] = {
+		[0] = 0, [1] = 3, [3] = 4, [13] = 1,
+	};
+
+	if (ip->v6)
+		ip6_error_raw(r, ip->hdr, ip->len, 1,
+			      code < sizeof(code6) ? code6[code] : 0);
+	else
+		icmp_send_error(r, ip->hdr, ip->len, 3, code);
+}
+
 /* ---- flows ----------------------------------------------------------------------- */
 
 int router_flow_watch(struct router *r, struct flow *f, uint32_t events,

@@ -12,6 +12,7 @@
 #include "dhcp.h"
 #include "dhcp6.h"
 #include "dns.h"
+#include "flow.h"
 #include "ip6.h"
 #include "pb.h"
 #include "pkt.h"
@@ -218,9 +219,11 @@ void icmp_send_error(struct router *r, const uint8_t *orig, size_t len,
 
 struct flow;
 
-/* A validated IPv4 packet from a guest. */
+/* A validated IPv4 (or, with v6, IPv6) packet from a guest. */
 struct ip4_view {
-	uint32_t src, dst;	/* network order */
+	uint32_t src, dst;	/* network order; 0 for IPv6 */
+	bool v6;
+	struct in6_addr src6, dst6;
 	uint8_t proto, ttl, tos;
 	const uint8_t *hdr;	/* IP header start (for ICMP errors) */
 	size_t hlen;		/* header length */
@@ -240,6 +243,10 @@ void tcp_inbound(struct router *r, int fd, const struct sockaddr_in *client,
 		 int hidx);
 
 void udp_input(struct router *r, const struct ip4_view *ip);
+/* Send len payload bytes (after the UDP header, at flow_l4off() + 8) to
+ * flow k's guest from its remote end. */
+void udp_send_flow(struct router *r, const struct flow_key *k, uint8_t *frame,
+		   size_t len);
 /* Send len payload bytes (already at their place after the UDP header in a
  * router frame) to a guest as one UDP datagram. */
 void udp_send_to_guest(struct router *r, uint8_t *frame, uint32_t src,
@@ -256,6 +263,32 @@ void icmp_send_error_flow(struct router *r, const struct flow *f,
 			  const uint8_t *l4, uint8_t type, uint8_t code);
 void icmp_flow_event(struct router *r, struct flow *f, uint32_t events);
 void icmp_timer(struct router *r, struct flow *f, uint64_t now);
+
+/* ---- family-independent helpers for flows (router.c) ---- */
+
+/* Offset of the transport header in a frame to or from flow f's guest. */
+static inline size_t flow_l4off(const struct flow_key *k)
+{
+	return ETH_HDR + (k->v6 ? 40 : IP4_HDR);
+}
+/* Checksum pseudo-header of a packet from the remote to the guest. */
+uint32_t flow_pseudo(const struct flow_key *k, uint8_t proto, size_t len);
+/* Send an L4 packet (header at flow_l4off()) to the flow's guest. */
+int flow_send(struct router *r, const struct flow_key *k, uint8_t *frame,
+	      uint8_t proto, size_t l4len);
+/* Is the transport checksum of a guest packet bad? */
+bool ip_l4_csum_bad(const struct ip4_view *ip, uint8_t proto,
+		    const uint8_t *p, size_t len);
+/* The key fields of a guest packet (addresses, family). */
+void ip_fill_key(const struct ip4_view *ip, struct flow_key *k);
+/* Destination unreachable (ICMP 3/code, or the ICMPv6 equivalent) about a
+ * guest packet. */
+void ip_unreach(struct router *r, const struct ip4_view *ip, uint8_t code);
+/* Map an IPv6 destination to the host address to use (cf. router_map_dst). */
+int router_map_dst6(struct router *r, const struct in6_addr *dst,
+		    struct in6_addr *out);
+/* Make a host socket of a family (bound to outbound= for IPv4). */
+int router_socket_af(struct router *r, int af, int type, int proto);
 
 /* Register f's fd for events (or change them). */
 int router_flow_watch(struct router *r, struct flow *f, uint32_t events,

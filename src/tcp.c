@@ -81,6 +81,12 @@ static bool seq_lt(uint32_t a, uint32_t b)
 	return (int32_t)(a - b) < 0;
 }
 
+/* The largest segment that fits the MTU for this flow's family. */
+static uint16_t tcp_mss_max(const struct router *r, const struct flow_key *k)
+{
+	return (uint16_t)(r->mtu - (k->v6 ? 40 : IP4_HDR) - TCP_HDR);
+}
+
 struct tcp_seg {
 	uint16_t sport, dport, wnd;
 	uint32_t seq, ack;
@@ -134,7 +140,7 @@ static void tcp_out(struct router *r, struct flow *f, uint8_t *frame,
 		    uint8_t flags, uint32_t seq, size_t optlen, size_t plen)
 {
 	struct tcp_conn *t = &f->tcp;
-	uint8_t *h = frame + ETH_HDR + IP4_HDR;
+	uint8_t *h = frame + flow_l4off(&f->k);
 	size_t hlen = TCP_HDR + optlen;
 	uint32_t wnd = flags & TH_SYN ? MIN(tcp_window(f), 65535u)
 				      : tcp_window(f) >> (t->wscale_ok ? t->rcv_shift : 0);
@@ -154,12 +160,10 @@ static void tcp_out(struct router *r, struct flow *f, uint8_t *frame,
 	h[14] = (uint8_t)(wnd >> 8);
 	h[15] = (uint8_t)wnd;
 	h[16] = h[17] = h[18] = h[19] = 0;
-	ck = csum_fold(csum_add(csum_pseudo4(f->k.rip, f->k.gip, IPPROTO_TCP,
-					     (uint16_t)(hlen + plen)),
+	ck = csum_fold(csum_add(flow_pseudo(&f->k, IPPROTO_TCP, hlen + plen),
 				h, hlen + plen));
 	memcpy(h + 16, &ck, 2);
-	router_send_ip4(r, frame, IPPROTO_TCP, f->k.rip, f->k.gip, hlen + plen,
-			0);
+	flow_send(r, &f->k, frame, IPPROTO_TCP, hlen + plen);
 }
 
 /* A segment without payload (ACK, FIN, RST, SYN with options). */
@@ -172,8 +176,8 @@ static void tcp_ctl(struct router *r, struct flow *f, uint8_t flags,
 	if (!frame)
 		return;
 	if (flags & TH_SYN) {
-		uint8_t *o = frame + ETH_HDR + IP4_HDR + TCP_HDR;
-		uint16_t mss = (uint16_t)(r->mtu - IP4_HDR - TCP_HDR);
+		uint8_t *o = frame + flow_l4off(&f->k) + TCP_HDR;
+		uint16_t mss = tcp_mss_max(r, &f->k);
 
 		o[0] = OPT_MSS;
 		o[1] = 4;
@@ -203,8 +207,7 @@ static void tcp_rst_reply(struct router *r, const struct ip4_view *ip,
 		return;
 	memset(&tmp, 0, sizeof(tmp));
 	tmp.fd = -1;
-	tmp.k.gip = ip->src;
-	tmp.k.rip = ip->dst;
+	ip_fill_key(ip, &tmp.k);
 	tmp.k.gport = s->sport;
 	tmp.k.rport = s->dport;
 	if (s->flags & TH_ACK) {
@@ -432,7 +435,7 @@ static void tcp_push_segments(struct router *r, struct flow *f)
 			fr[n] = router_alloc(r);
 			if (!fr[n])
 				break;
-			iov[base + n].iov_base = fr[n] + ETH_HDR + IP4_HDR + TCP_HDR;
+			iov[base + n].iov_base = fr[n] + flow_l4off(&f->k) + TCP_HDR;
 			iov[base + n].iov_len = sz;
 			left -= sz;
 		}
@@ -516,9 +519,7 @@ static bool tcp_parse(struct router *r, const struct ip4_view *ip,
 	doff = (size_t)(h[12] >> 4) * 4;
 	if (doff < TCP_HDR || doff > c.rem)
 		goto malformed;
-	if (csum_bad(csum_fold(csum_add(csum_pseudo4(ip->src, ip->dst,
-						     IPPROTO_TCP, (uint16_t)c.rem),
-					c.p, c.rem)))) {
+	if (ip_l4_csum_bad(ip, IPPROTO_TCP, c.p, c.rem)) {
 		rdrop(r, RD_L4_CSUM);
 		return false;
 	}
@@ -561,7 +562,7 @@ static void tcp_take_syn_options(struct router *r, struct flow *f,
 	struct tcp_conn *t = &f->tcp;
 	uint16_t mss = s->mss ? s->mss : DEFAULT_MSS;
 
-	t->mss = MIN(mss, (uint16_t)(r->mtu - IP4_HDR - TCP_HDR));
+	t->mss = MIN(mss, tcp_mss_max(r, &f->k));
 	if (t->mss < 64)
 		t->mss = 64;
 	t->wscale_ok = s->ws >= 0;
@@ -573,28 +574,43 @@ static void tcp_take_syn_options(struct router *r, struct flow *f,
 static void tcp_open(struct router *r, const struct ip4_view *ip,
 		     const struct tcp_seg *s, const struct flow_key *k)
 {
-	const struct guestfwd *g = fwd_guest_match(r, ip->dst, s->dport);
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_port = htons(s->dport) };
+	const struct guestfwd *g = ip->v6 ? NULL
+					  : fwd_guest_match(r, ip->dst, s->dport);
+	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+	socklen_t alen = sizeof(*a);
 	bool connected = false;
 	struct flow *f;
 	int fd, rc;
+	bool ours = ip->v6 ? !memcmp(&ip->dst6, &r->ip6.dns, 16)
+			   : router_owns(r, ip->dst) && ip->dst != r->gw;
+	bool dns = !g && s->dport == 53 &&
+		   (ip->v6 ? !memcmp(&ip->dst6, &r->ip6.dns, 16)
+			   : ip->dst == r->dns);
 
-	bool dns = !g && ip->dst == r->dns && s->dport == 53;
-
-	if (dns && !dns_tcp_upstream(r, &a)) {
+	a->sin_family = AF_INET;
+	a->sin_port = htons(s->dport);
+	if (dns && !dns_tcp_upstream(r, a)) {
 		rdrop(r, RD_NO_ROUTE);
 		tcp_rst_reply(r, ip, s, s->payload.rem);
 		return;
 	}
-	if (!g && !dns && router_owns(r, ip->dst) && ip->dst != r->gw) {
-		/* no TCP service on the router's other addresses yet */
+	if (!g && !dns && ours) {
+		/* no TCP service on the router's other addresses */
 		rdrop(r, RD_NO_ROUTE);
 		tcp_rst_reply(r, ip, s, s->payload.rem);
 		return;
 	}
 	if (!g && !dns) {
-		rc = router_map_dst(r, ip->dst, &a.sin_addr.s_addr);
+		if (ip->v6) {
+			a6->sin6_family = AF_INET6;
+			a6->sin6_port = htons(s->dport);
+			alen = sizeof(*a6);
+			rc = router_map_dst6(r, &ip->dst6, &a6->sin6_addr);
+		} else {
+			rc = router_map_dst(r, ip->dst, &a->sin_addr.s_addr);
+		}
 		if (rc == -EACCES) {
 			rdrop(r, RD_RESTRICTED);
 			tcp_rst_reply(r, ip, s, s->payload.rem);
@@ -602,7 +618,7 @@ static void tcp_open(struct router *r, const struct ip4_view *ip,
 		}
 		if (rc) {
 			rdrop(r, RD_NO_ROUTE);
-			icmp_send_error(r, ip->hdr, ip->len, 3, 0);
+			ip_unreach(r, ip, 0);
 			return;
 		}
 	}
@@ -615,9 +631,9 @@ static void tcp_open(struct router *r, const struct ip4_view *ip,
 	if (g) {
 		fd = fwd_guest_connect(r, g, &connected);
 	} else {
-		fd = router_socket(r, SOCK_STREAM, 0);
+		fd = router_socket_af(r, ss.ss_family, SOCK_STREAM, 0);
 		if (fd >= 0) {
-			if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+			if (connect(fd, (struct sockaddr *)&ss, alen) == 0) {
 				connected = true;
 			} else if (errno != EINPROGRESS) {
 				rc = -errno;
@@ -633,7 +649,7 @@ static void tcp_open(struct router *r, const struct ip4_view *ip,
 		} else {
 			rdrop(r, RD_SOCKET);
 			if (fd == -ENETUNREACH || fd == -EHOSTUNREACH) {
-				icmp_send_error(r, ip->hdr, ip->len, 3, 1);
+				ip_unreach(r, ip, 1);
 				return;
 			}
 		}
@@ -738,8 +754,7 @@ void tcp_input(struct router *r, const struct ip4_view *ip)
 		return;
 	memset(&k, 0, sizeof(k));
 	k.proto = IPPROTO_TCP;
-	k.gip = ip->src;
-	k.rip = ip->dst;
+	ip_fill_key(ip, &k);
 	k.gport = s.sport;
 	k.rport = s.dport;
 	f = flow_lookup(r->flows, &k);
@@ -895,8 +910,11 @@ void tcp_flow_event(struct router *r, struct flow *f, uint32_t events)
 				uint8_t l4[8];
 
 				put_be32(l4 + 4, t->rcv_nxt - 1); /* SYN seq */
-				icmp_send_error_flow(r, f, l4, 3,
-						     err == ENETUNREACH ? 0 : 1);
+				if (f->k.v6)
+					tcp_ctl(r, f, TH_RST | TH_ACK, 0);
+				else
+					icmp_send_error_flow(r, f, l4, 3,
+							     err == ENETUNREACH ? 0 : 1);
 			}
 			tcp_free(r, f);
 			return;
@@ -1012,7 +1030,7 @@ void tcp_inbound(struct router *r, int fd, const struct sockaddr_in *client,
 	f->tcp.snd_nxt = f->tcp.iss + 1;
 	f->tcp.snd_max = f->tcp.snd_nxt;
 	f->tcp.rto_ms = RTO_MIN_MS;
-	f->tcp.mss = (uint16_t)(r->mtu - IP4_HDR - TCP_HDR);
+	f->tcp.mss = tcp_mss_max(r, &f->k);
 	f->tcp.wscale_ok = true;	/* offered; confirmed by the SYN-ACK */
 	f->tcp.state = TS_SYN_SENT;
 	r->st.tcp_opened++;

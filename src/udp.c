@@ -53,18 +53,43 @@ void udp_send_to_guest(struct router *r, uint8_t *frame, uint32_t src,
 	router_send_ip4(r, frame, IPPROTO_UDP, src, dst, ulen, 0);
 }
 
-static int udp_open(struct router *r, struct flow *f, uint32_t host,
-		    uint16_t port)
+void udp_send_flow(struct router *r, const struct flow_key *k, uint8_t *frame,
+		   size_t len)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_port = htons(port),
-				 .sin_addr.s_addr = host };
-	int one = 1, fd = router_socket(r, SOCK_DGRAM, 0);
+	uint8_t *u = frame + flow_l4off(k);
+	uint16_t ulen = (uint16_t)(UDP_HDR + len), ck;
+
+	if (!k->v6) {
+		udp_send_to_guest(r, frame, k->rip, k->rport, k->gip, k->gport,
+				  len);
+		return;
+	}
+	u[0] = (uint8_t)(k->rport >> 8);
+	u[1] = (uint8_t)k->rport;
+	u[2] = (uint8_t)(k->gport >> 8);
+	u[3] = (uint8_t)k->gport;
+	u[4] = (uint8_t)(ulen >> 8);
+	u[5] = (uint8_t)ulen;
+	u[6] = u[7] = 0;
+	ck = csum_fold(csum_add(flow_pseudo(k, IPPROTO_UDP, ulen), u, ulen));
+	if (ck == 0)
+		ck = 0xffff;
+	memcpy(u + 6, &ck, 2);
+	flow_send(r, k, frame, IPPROTO_UDP, ulen);
+}
+
+static int udp_open(struct router *r, struct flow *f,
+		    const struct sockaddr_storage *ss)
+{
+	int one = 1, fd = router_socket_af(r, ss->ss_family, SOCK_DGRAM, 0);
+	socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+						  : sizeof(struct sockaddr_in);
 
 	if (fd < 0)
 		return fd;
-	setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof(one));
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+	if (ss->ss_family == AF_INET)
+		setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof(one));
+	if (connect(fd, (const struct sockaddr *)ss, len) < 0) {
 		int err = -errno;
 
 		close(fd);
@@ -81,8 +106,8 @@ void udp_input(struct router *r, const struct ip4_view *ip)
 	const uint8_t *u = cur_peek(&c, UDP_HDR);
 	struct flow_key k;
 	struct flow *f;
+	struct sockaddr_storage ss = { 0 };
 	uint16_t ulen, ck;
-	uint32_t host;
 	ssize_t n;
 	int rc;
 
@@ -96,59 +121,69 @@ void udp_input(struct router *r, const struct ip4_view *ip)
 		return;
 	}
 	memcpy(&ck, u + 6, 2);
-	if (ck && csum_bad(csum_fold(csum_add(csum_pseudo4(ip->src, ip->dst,
-							   IPPROTO_UDP, ulen),
-					      c.p, c.rem)))) {
+	/* IPv6 makes the UDP checksum mandatory (RFC 8200 8.1) */
+	if ((ck || ip->v6) && ip_l4_csum_bad(ip, IPPROTO_UDP, c.p, c.rem)) {
 		rdrop(r, RD_L4_CSUM);
 		return;
 	}
 	memset(&k, 0, sizeof(k));
 	k.proto = IPPROTO_UDP;
-	k.gip = ip->src;
-	k.rip = ip->dst;
+	ip_fill_key(ip, &k);
 	k.gport = (uint16_t)(u[0] << 8 | u[1]);
 	k.rport = (uint16_t)(u[2] << 8 | u[3]);
 	cur_pull(&c, UDP_HDR);
-	if (ip->dst == r->dns && k.rport == 53) {
+	if (k.rport == 53 && (ip->v6 ? !memcmp(&ip->dst6, &r->ip6.dns, 16)
+				     : ip->dst == r->dns)) {
 		dns_udp_input(r, ip, k.gport, c.p, c.rem);
 		return;
 	}
-	if (ip->dst == r->gw &&
+	if (!ip->v6 && ip->dst == r->gw &&
 	    tftp_udp_input(r, ip, k.gport, k.rport, c.p, c.rem))
 		return;
 	f = flow_lookup(r->flows, &k);
 	if (!f) {
 		/* no other UDP service on the router's own addresses */
-		if (router_owns(r, ip->dst) && ip->dst != r->gw) {
+		if (!ip->v6 && router_owns(r, ip->dst) && ip->dst != r->gw) {
 			rdrop(r, RD_NO_ROUTE);
-			icmp_send_error(r, ip->hdr, ip->len, 3, 3);
+			ip_unreach(r, ip, 3);
 			return;
 		}
-		rc = router_map_dst(r, ip->dst, &host);
+		if (ip->v6) {
+			struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+
+			a6->sin6_family = AF_INET6;
+			a6->sin6_port = htons(k.rport);
+			rc = router_map_dst6(r, &ip->dst6, &a6->sin6_addr);
+		} else {
+			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+			a->sin_family = AF_INET;
+			a->sin_port = htons(k.rport);
+			rc = router_map_dst(r, ip->dst, &a->sin_addr.s_addr);
+		}
 		if (rc) {
 			rdrop(r, rc == -EACCES ? RD_RESTRICTED : RD_NO_ROUTE);
-			icmp_send_error(r, ip->hdr, ip->len, 3,
-					rc == -EACCES ? 13 : 0);
+			ip_unreach(r, ip, rc == -EACCES ? 13 : 0);
 			return;
 		}
 		f = flow_alloc(r->flows, &k);
 		if (!f) {
 			rdrop(r, RD_FLOW_FULL);
-			icmp_send_error(r, ip->hdr, ip->len, 3, 1);
+			ip_unreach(r, ip, 1);
 			return;
 		}
-		rc = udp_open(r, f, host, k.rport);
+		rc = udp_open(r, f, &ss);
 		if (rc) {
 			router_flow_close(r, f);
 			rdrop(r, RD_SOCKET);
-			icmp_send_error(r, ip->hdr, ip->len, 3, 1);
+			ip_unreach(r, ip, 1);
 			return;
 		}
 		r->st.udp_opened++;
 		router_kick_timer(r, NS_PER_SEC);
 	}
 	f->last_active = pb_now(r->pb);
-	if (!f->shared_fd && ip->ttl > 1 && f->ttl != ip->ttl - 1) {
+	if (!f->shared_fd && !ip->v6 && ip->ttl > 1 && f->ttl != ip->ttl - 1) {
 		int ttl = ip->ttl - 1;
 
 		if (setsockopt(f->fd, IPPROTO_IP, IP_TTL, &ttl, sizeof(ttl)) == 0)
@@ -162,7 +197,7 @@ void udp_input(struct router *r, const struct ip4_view *ip)
 	if (n < 0) {
 		rdrop(r, RD_UDP_SEND);
 		if (errno == ECONNREFUSED)
-			icmp_send_error(r, ip->hdr, ip->len, 3, 3);
+			ip_unreach(r, ip, 3);
 	}
 }
 
@@ -197,6 +232,25 @@ static void udp_errors(struct router *r, struct flow *f)
 	}
 }
 
+/* Port unreachable for an IPv6 flow: the host socket said ECONNREFUSED;
+ * quote a rebuilt header of the guest's datagram. */
+static void udp_unreach6(struct router *r, struct flow *f)
+{
+	uint8_t orig[40 + UDP_HDR] = { 0x60 };
+
+	orig[5] = UDP_HDR;
+	orig[6] = IPPROTO_UDP;
+	orig[7] = 64;
+	memcpy(orig + 8, &f->k.gip6, 16);
+	memcpy(orig + 24, &f->k.rip6, 16);
+	orig[40] = (uint8_t)(f->k.gport >> 8);
+	orig[41] = (uint8_t)f->k.gport;
+	orig[42] = (uint8_t)(f->k.rport >> 8);
+	orig[43] = (uint8_t)f->k.rport;
+	orig[45] = UDP_HDR;
+	ip6_error_raw(r, orig, sizeof(orig), 1, 4);
+}
+
 void udp_flow_event(struct router *r, struct flow *f, uint32_t events)
 {
 	struct mmsghdr msg[UDP_BATCH];
@@ -212,6 +266,14 @@ void udp_flow_event(struct router *r, struct flow *f, uint32_t events)
 			while (recv(f->fd, &b, 1, MSG_ERRQUEUE | MSG_DONTWAIT) >= 0)
 				;
 			dns_upstream_failed(r, f);
+		} else if (f->k.v6) {
+			/* no error queue on IPv6 sockets: the pending error */
+			int err = 0;
+			socklen_t len = sizeof(err);
+
+			getsockopt(f->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+			if (err == ECONNREFUSED)
+				udp_unreach6(r, f);
 		} else {
 			udp_errors(r, f);
 		}
@@ -225,7 +287,7 @@ void udp_flow_event(struct router *r, struct flow *f, uint32_t events)
 		fr[nslots] = router_alloc(r);
 		if (!fr[nslots])
 			break;
-		iov[nslots].iov_base = fr[nslots] + ETH_HDR + IP4_HDR + UDP_HDR;
+		iov[nslots].iov_base = fr[nslots] + flow_l4off(&f->k) + UDP_HDR;
 		iov[nslots].iov_len = 65535 - IP4_HDR - UDP_HDR;
 		msg[nslots].msg_hdr.msg_iov = &iov[nslots];
 		msg[nslots].msg_hdr.msg_iovlen = 1;
@@ -235,6 +297,8 @@ void udp_flow_event(struct router *r, struct flow *f, uint32_t events)
 	if (n < 0) {
 		if (errno == ECONNREFUSED && f->is_dns)
 			dns_upstream_failed(r, f);
+		else if (errno == ECONNREFUSED && f->k.v6)
+			udp_unreach6(r, f);
 		else if (errno == ECONNREFUSED)
 			udp_errors(r, f);
 		n = 0;
@@ -245,11 +309,10 @@ void udp_flow_event(struct router *r, struct flow *f, uint32_t events)
 		f->last_active = pb_now(r->pb);
 	for (int i = 0; i < n; i++) {
 		if (f->is_dns &&
-		    !dns_answer(r, f, fr[i] + ETH_HDR + IP4_HDR + UDP_HDR,
+		    !dns_answer(r, f, fr[i] + flow_l4off(&f->k) + UDP_HDR,
 				msg[i].msg_len))
 			continue;
-		udp_send_to_guest(r, fr[i], f->k.rip, f->k.rport, f->k.gip,
-				  f->k.gport, msg[i].msg_len);
+		udp_send_flow(r, &f->k, fr[i], msg[i].msg_len);
 	}
 }
 
