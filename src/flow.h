@@ -80,7 +80,7 @@ struct flow {
 	uint16_t gen;
 	int fd;
 	int hostfwd;		/* index of the forward that made it, or -1 */
-	struct sockaddr_in peer; /* shared_fd: where replies go */
+	struct sockaddr_storage peer; /* shared_fd: where replies go */
 	uint64_t deadline;	/* retransmission / linger, 0: none */
 	uint64_t last_active;
 	uint32_t hnext;

@@ -48,7 +48,7 @@ static int parse_port(const char *s, size_t n, uint16_t *out, bool zero_ok)
 	return 0;
 }
 
-/* "[ADDR]:PORT" (ADDR may be empty) from s[0..n). */
+/* "[ADDR]:PORT" (ADDR may be empty) from s[0..n), IPv4 only. */
 static int parse_addr_port(const char *s, size_t n, uint32_t *addr,
 			   bool *has_addr, uint16_t *port, bool zero_ok)
 {
@@ -74,6 +74,34 @@ static int parse_addr_port(const char *s, size_t n, uint32_t *addr,
 	return parse_port(colon + 1, n - al - 1, port, zero_ok);
 }
 
+/* "ADDR:PORT", "[V6ADDR]:PORT" or ":PORT" from s[0..n): *af is AF_INET,
+ * AF_INET6, or AF_UNSPEC when the address is empty. */
+static int parse_any_port(const char *s, size_t n, int *af, uint32_t *a4,
+			  struct in6_addr *a6, uint16_t *port)
+{
+	char ip[INET6_ADDRSTRLEN];
+	const char *close;
+	bool has;
+
+	if (n && s[0] == '[') {
+		close = memchr(s, ']', n);
+		if (!close || close + 1 >= s + n || close[1] != ':' ||
+		    (size_t)(close - s - 1) >= sizeof(ip))
+			return -EINVAL;
+		memcpy(ip, s + 1, (size_t)(close - s - 1));
+		ip[close - s - 1] = '\0';
+		if (inet_pton(AF_INET6, ip, a6) != 1)
+			return -EINVAL;
+		*af = AF_INET6;
+		return parse_port(close + 2, n - (size_t)(close + 2 - s), port,
+				  false);
+	}
+	if (parse_addr_port(s, n, a4, &has, port, false))
+		return -EINVAL;
+	*af = has ? AF_INET : AF_UNSPEC;
+	return 0;
+}
+
 /*
  * Parse a hostfwd rule into *h.  host_only: the short form
  * "[tcp|udp]:[HOSTADDR]:HOSTPORT" (QEMU's hostfwd_remove) is accepted too;
@@ -84,8 +112,7 @@ static int hostfwd_parse(const struct router *r, const char *s,
 			 size_t errlen)
 {
 	const char *p = s, *dash;
-	uint32_t haddr = htonl(INADDR_ANY), gaddr = r->dhcp_start;
-	bool has;
+	uint32_t gaddr = r->dhcp_start;
 
 	memset(h, 0, sizeof(*h));
 	h->fd = -1;
@@ -96,23 +123,59 @@ static int hostfwd_parse(const struct router *r, const char *s,
 	else if (strncmp(p, "tcp:", 4) && p[0] != ':')
 		goto bad;
 	p = strchr(p, ':') + 1;
-	dash = strchr(p, '-');
+	/* the host part ends at the '-' that follows the port */
+	dash = p[0] == '[' && strchr(p, ']') ? strchr(strchr(p, ']'), '-')
+					      : strchr(p, '-');
 	if (!dash && host_only)
 		dash = p + strlen(p);
 	if (!dash)
 		goto bad;
-	if (parse_addr_port(p, (size_t)(dash - p), &haddr, &has, &h->guest_port,
-			    false))
-		goto bad;
-	h->host.sin_family = AF_INET;
-	h->host.sin_port = htons(h->guest_port);
-	h->host.sin_addr.s_addr = haddr;
-	h->guest_port = 0;
+	{
+		int af;
+		uint32_t a4 = htonl(INADDR_ANY);
+		struct in6_addr a6;
+		uint16_t port;
+
+		if (parse_any_port(p, (size_t)(dash - p), &af, &a4, &a6, &port))
+			goto bad;
+		if (af == AF_INET6) {
+			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&h->host;
+
+			in6->sin6_family = AF_INET6;
+			in6->sin6_port = htons(port);
+			in6->sin6_addr = a6;
+		} else {
+			struct sockaddr_in *in = (struct sockaddr_in *)&h->host;
+
+			in->sin_family = AF_INET;
+			in->sin_port = htons(port);
+			in->sin_addr.s_addr = a4;
+		}
+	}
 	if (!*dash)
 		return 0;
-	if (parse_addr_port(dash + 1, strlen(dash + 1), &gaddr, &has,
-			    &h->guest_port, false))
-		goto bad;
+	{
+		int af;
+		uint32_t a4 = gaddr;
+		struct in6_addr a6;
+
+		if (parse_any_port(dash + 1, strlen(dash + 1), &af, &a4, &a6,
+				   &h->guest_port))
+			goto bad;
+		if (af == AF_INET6) {
+			if (IN6_IS_ADDR_MULTICAST(&a6) || IN6_IS_ADDR_UNSPECIFIED(&a6) ||
+			    !memcmp(&a6, &r->ip6.host, 16) ||
+			    !memcmp(&a6, &r->ip6.dns, 16)) {
+				snprintf(err, errlen, "hostfwd '%s': the guest address must be a guest's IPv6 address",
+					 s);
+				return -EINVAL;
+			}
+			h->guest_v6 = true;
+			h->guest_ip6 = a6;
+			return 0;
+		}
+		gaddr = a4;
+	}
 	if (!router_in_net(r, gaddr) || router_owns(r, gaddr)) {
 		snprintf(err, errlen, "hostfwd '%s': the guest address must be a guest's address in net=",
 			 s);
@@ -204,21 +267,84 @@ bad:
 	return -EINVAL;
 }
 
+static socklen_t fwd_host_len(const struct hostfwd *h)
+{
+	return h->host.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+					     : sizeof(struct sockaddr_in);
+}
+
+/* Listening on all addresses (0.0.0.0 or ::)? */
+static bool fwd_host_wild(const struct hostfwd *h)
+{
+	if (h->host.ss_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(
+			&((const struct sockaddr_in6 *)&h->host)->sin6_addr);
+	return ((const struct sockaddr_in *)&h->host)->sin_addr.s_addr ==
+	       htonl(INADDR_ANY);
+}
+
+static uint16_t fwd_host_port(const struct hostfwd *h)
+{
+	return ntohs(h->host.ss_family == AF_INET6
+			     ? ((const struct sockaddr_in6 *)&h->host)->sin6_port
+			     : ((const struct sockaddr_in *)&h->host)->sin_port);
+}
+
+void fwd_client_key(const struct router *r, const struct hostfwd *h,
+		    const struct sockaddr_storage *client, struct flow_key *k)
+{
+	const struct sockaddr_in *c4 = (const struct sockaddr_in *)client;
+	const struct sockaddr_in6 *c6 = (const struct sockaddr_in6 *)client;
+	bool c_is6 = client->ss_family == AF_INET6;
+	bool c_loop = c_is6 ? IN6_IS_ADDR_LOOPBACK(&c6->sin6_addr) ||
+				      (IN6_IS_ADDR_V4MAPPED(&c6->sin6_addr) &&
+				       c6->sin6_addr.s6_addr[12] == 127)
+			    : (ntohl(c4->sin_addr.s_addr) >> 24) == 127;
+
+	k->gport = h->guest_port;
+	k->rport = ntohs(c_is6 ? c6->sin6_port : c4->sin_port);
+	if (h->guest_v6) {
+		k->v6 = 1;
+		k->gip6 = h->guest_ip6;
+		/* a client on the host's loopback appears as the router's
+		 * host address; others as themselves (IPv4 ones mapped) */
+		if (c_loop) {
+			k->rip6 = r->ip6.host;
+		} else if (c_is6) {
+			k->rip6 = c6->sin6_addr;
+		} else {
+			memset(&k->rip6, 0, sizeof(k->rip6));
+			k->rip6.s6_addr[10] = k->rip6.s6_addr[11] = 0xff;
+			memcpy(k->rip6.s6_addr + 12, &c4->sin_addr, 4);
+		}
+		return;
+	}
+	k->gip = h->guest_ip;
+	if (c_loop)
+		k->rip = r->gw;
+	else if (!c_is6)
+		k->rip = c4->sin_addr.s_addr;
+	else if (IN6_IS_ADDR_V4MAPPED(&c6->sin6_addr))
+		memcpy(&k->rip, c6->sin6_addr.s6_addr + 12, 4);
+	else
+		k->rip = r->gw;	/* an IPv6 client cannot be shown to an IPv4 guest */
+}
+
 /* Open the listening socket of forward i. */
 static int fwd_listen(struct router *r, unsigned i)
 {
 	struct hostfwd *h = &r->hostfwd[i];
 	int type = h->proto == FWD_TCP ? SOCK_STREAM : SOCK_DGRAM;
 	int one = 1, fd, err;
-	char name[64];
+	socklen_t len = fwd_host_len(h);
+	char name[80];
 
-	saddr_str((struct sockaddr *)&h->host, sizeof(h->host), name,
-		  sizeof(name));
-	fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	saddr_str((struct sockaddr *)&h->host, len, name, sizeof(name));
+	fd = socket(h->host.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		goto fail;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&h->host, sizeof(h->host)) < 0 ||
+	if (bind(fd, (struct sockaddr *)&h->host, len) < 0 ||
 	    (type == SOCK_STREAM && listen(fd, 128) < 0))
 		goto fail;
 	err = loop_add(&r->pb->loop, fd, EPOLLIN, ref_make(REF_HOSTFWD, i, r->nd));
@@ -354,13 +480,26 @@ int fwd_guest_connect(struct router *r, const struct guestfwd *g,
 
 void fwd_hostfwd_rule(const struct hostfwd *h, char *out, size_t size)
 {
-	char ha[INET_ADDRSTRLEN] = "", ga[INET_ADDRSTRLEN];
+	char ha[INET6_ADDRSTRLEN + 2] = "", ga[INET6_ADDRSTRLEN + 2];
+	char t[INET6_ADDRSTRLEN];
 
-	if (h->host.sin_addr.s_addr != htonl(INADDR_ANY))
-		inet_ntop(AF_INET, &h->host.sin_addr, ha, sizeof(ha));
-	inet_ntop(AF_INET, &h->guest_ip, ga, sizeof(ga));
+	if (h->host.ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&h->host)->sin6_addr,
+			  t, sizeof(t));
+		snprintf(ha, sizeof(ha), "[%s]", t);
+	} else if (((const struct sockaddr_in *)&h->host)->sin_addr.s_addr !=
+		   htonl(INADDR_ANY)) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)&h->host)->sin_addr,
+			  ha, sizeof(ha));
+	}
+	if (h->guest_v6) {
+		inet_ntop(AF_INET6, &h->guest_ip6, t, sizeof(t));
+		snprintf(ga, sizeof(ga), "[%s]", t);
+	} else {
+		inet_ntop(AF_INET, &h->guest_ip, ga, sizeof(ga));
+	}
 	snprintf(out, size, "%s:%s:%u-%s:%u", h->proto == FWD_TCP ? "tcp" : "udp",
-		 ha, ntohs(h->host.sin_port), ga, h->guest_port);
+		 ha, fwd_host_port(h), ga, h->guest_port);
 }
 
 void fwd_guestfwd_rule(const struct guestfwd *g, char *out, size_t size)
@@ -426,16 +565,17 @@ static int hostfwd_find(const struct router *r, const struct hostfwd *key,
 {
 	for (unsigned i = 0; i < n; i++) {
 		const struct hostfwd *h = &r->hostfwd[i];
-		uint32_t a = h->host.sin_addr.s_addr;
-		uint32_t b = key->host.sin_addr.s_addr;
+		bool same = h->host.ss_family == key->host.ss_family &&
+			    !memcmp(&h->host, &key->host, fwd_host_len(h));
+		bool wild = fwd_host_wild(h) || fwd_host_wild(key);
 
-		if (h->proto != key->proto ||
-		    h->host.sin_port != key->host.sin_port)
+		if (h->proto != key->proto || fwd_host_port(h) != fwd_host_port(key))
 			continue;
-		if (a != b && (guest || (a != htonl(INADDR_ANY) &&
-					 b != htonl(INADDR_ANY))))
+		if (!same && (guest || !wild))
 			continue;
-		if (guest && (h->guest_ip != key->guest_ip ||
+		if (guest && (h->guest_v6 != key->guest_v6 ||
+			      (h->guest_v6 ? memcmp(&h->guest_ip6, &key->guest_ip6, 16)
+					   : h->guest_ip != key->guest_ip) ||
 			      h->guest_port != key->guest_port))
 			continue;
 		return (int)i;

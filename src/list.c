@@ -236,9 +236,23 @@ static void list_forwards(FILE *f, struct pb *pb)
 			fwd_hostfwd_rule(h, rule, sizeof(rule));
 			fprintf(f, ",\"type\":\"hostfwd\",\"proto\":\"%s\"",
 				h->proto == FWD_TCP ? "tcp" : "udp");
-			put_addr(f, "host", h->host.sin_addr.s_addr,
-				 ntohs(h->host.sin_port));
-			put_addr(f, "guest", h->guest_ip, h->guest_port);
+			if (h->host.ss_family == AF_INET6) {
+				const struct sockaddr_in6 *a6 =
+					(const struct sockaddr_in6 *)&h->host;
+
+				put_addr6(f, "host", &a6->sin6_addr,
+					  ntohs(a6->sin6_port));
+			} else {
+				const struct sockaddr_in *a4 =
+					(const struct sockaddr_in *)&h->host;
+
+				put_addr(f, "host", a4->sin_addr.s_addr,
+					 ntohs(a4->sin_port));
+			}
+			if (h->guest_v6)
+				put_addr6(f, "guest", &h->guest_ip6, h->guest_port);
+			else
+				put_addr(f, "guest", h->guest_ip, h->guest_port);
 			fputs(",\"rule\":", f);
 			jsonw_str(f, rule);
 			fprintf(f, ",\"conns\":%u}", h->conns);

@@ -811,7 +811,7 @@ void router_hostfwd_event(struct pb *pb, uint32_t idx, uint32_t gen,
 		udp_hostfwd_event(r, (int)idx);
 	} else {
 		for (int k = 0; k < 16; k++) {
-			struct sockaddr_in client;
+			struct sockaddr_storage client;
 			socklen_t len = sizeof(client);
 			int fd = accept4(r->hostfwd[idx].fd,
 					 (struct sockaddr *)&client, &len,

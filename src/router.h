@@ -73,8 +73,10 @@ enum fwd_proto { FWD_TCP, FWD_UDP };
 
 struct hostfwd {
 	enum fwd_proto proto;
-	struct sockaddr_in host;	/* where we listen */
-	uint32_t guest_ip;		/* network order */
+	struct sockaddr_storage host;	/* where we listen (IPv4 or IPv6) */
+	uint32_t guest_ip;		/* network order, unless guest_v6 */
+	struct in6_addr guest_ip6;
+	bool guest_v6;
 	uint16_t guest_port;		/* host order */
 	int fd;
 	uint32_t conns;
@@ -239,8 +241,11 @@ void tcp_timer(struct router *r, struct flow *f, uint64_t now);
 /* End of a batch of guest frames: send the ACKs owed. */
 void tcp_send_acks(struct router *r);
 /* A host client connected to TCP forward h. */
-void tcp_inbound(struct router *r, int fd, const struct sockaddr_in *client,
-		 int hidx);
+void tcp_inbound(struct router *r, int fd,
+		 const struct sockaddr_storage *client, int hidx);
+/* The guest-side key of a forwarded client (addresses and family). */
+void fwd_client_key(const struct router *r, const struct hostfwd *h,
+		    const struct sockaddr_storage *client, struct flow_key *k);
 
 void udp_input(struct router *r, const struct ip4_view *ip);
 /* Send len payload bytes (after the UDP header, at flow_l4off() + 8) to

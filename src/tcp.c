@@ -1005,17 +1005,14 @@ void tcp_timer(struct router *r, struct flow *f, uint64_t now)
 		tcp_update_events(r, f);
 }
 
-void tcp_inbound(struct router *r, int fd, const struct sockaddr_in *client,
-		 int hidx)
+void tcp_inbound(struct router *r, int fd,
+		 const struct sockaddr_storage *client, int hidx)
 {
 	struct hostfwd *h = &r->hostfwd[hidx];
 	struct flow_key k = { .proto = IPPROTO_TCP };
 	struct flow *f;
 
-	k.gip = h->guest_ip;
-	k.gport = h->guest_port;
-	k.rip = router_map_src(r, client->sin_addr.s_addr);
-	k.rport = ntohs(client->sin_port);
+	fwd_client_key(r, h, client, &k);
 	if (flow_lookup(r->flows, &k) || !(f = flow_alloc(r->flows, &k))) {
 		rdrop(r, RD_FLOW_FULL);
 		close(fd);

@@ -191,7 +191,9 @@ void udp_input(struct router *r, const struct ip4_view *ip)
 	}
 	if (f->shared_fd)
 		n = sendto(f->fd, c.p, c.rem, MSG_DONTWAIT | MSG_NOSIGNAL,
-			   (struct sockaddr *)&f->peer, sizeof(f->peer));
+			   (struct sockaddr *)&f->peer,
+			   f->peer.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+							 : sizeof(struct sockaddr_in));
 	else
 		n = send(f->fd, c.p, c.rem, MSG_DONTWAIT | MSG_NOSIGNAL);
 	if (n < 0) {
@@ -321,8 +323,9 @@ void udp_hostfwd_event(struct router *r, int hidx)
 	struct hostfwd *h = &r->hostfwd[hidx];
 
 	for (int k = 0; k < UDP_BATCH; k++) {
-		struct sockaddr_in from;
+		struct sockaddr_storage from;
 		socklen_t flen = sizeof(from);
+		size_t off = ETH_HDR + (h->guest_v6 ? 40 : IP4_HDR) + UDP_HDR;
 		struct flow_key key;
 		struct flow *f;
 		uint8_t *fr;
@@ -330,22 +333,17 @@ void udp_hostfwd_event(struct router *r, int hidx)
 
 		router_make_room(r, 65535 / (r->mtu - IP4_HDR) + 2);
 		fr = router_alloc(r);
-
 		if (!fr)
 			return;
-		n = recvfrom(h->fd, fr + ETH_HDR + IP4_HDR + UDP_HDR,
-			     65535 - IP4_HDR - UDP_HDR, MSG_DONTWAIT,
+		n = recvfrom(h->fd, fr + off, 65535 - 40 - UDP_HDR, MSG_DONTWAIT,
 			     (struct sockaddr *)&from, &flen);
-		if (n < 0 || from.sin_family != AF_INET) {
+		if (n < 0) {
 			r->arena_used--;
 			return;
 		}
 		memset(&key, 0, sizeof(key));
 		key.proto = IPPROTO_UDP;
-		key.gip = h->guest_ip;
-		key.gport = h->guest_port;
-		key.rip = router_map_src(r, from.sin_addr.s_addr);
-		key.rport = ntohs(from.sin_port);
+		fwd_client_key(r, h, &from, &key);
 		f = flow_lookup(r->flows, &key);
 		if (!f) {
 			f = flow_alloc(r->flows, &key);
@@ -363,8 +361,7 @@ void udp_hostfwd_event(struct router *r, int hidx)
 			router_kick_timer(r, NS_PER_SEC);
 		}
 		f->last_active = pb_now(r->pb);
-		udp_send_to_guest(r, fr, key.rip, key.rport, key.gip, key.gport,
-			     (size_t)n);
+		udp_send_flow(r, &key, fr, (size_t)n);
 	}
 }
 
