@@ -44,6 +44,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ctl.h"
 #include "netlink.h"
 #include "patchbay.h"
 #include "run.h"
@@ -60,6 +61,13 @@ struct run_opts {
 	int ready_fd, exit_fd;
 	int verbosity;
 	char **cmd;
+	/* --join: a running daemon's control socket instead of our own
+	 * instance; the namespace is addressed as given */
+	const char *join;
+	const char *address;		/* A.B.C.D/N */
+	const char *gateway, *dns;
+	const char *segment;
+	char port_id[32];
 };
 
 static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2),
@@ -309,6 +317,12 @@ static void usage_run(void)
 	      "  --stats-file PATH counters as JSON at exit and on SIGUSR1\n"
 	      "  --netns X         attach: a name from `ip netns`, a path, or a PID\n"
 	      "  --userns PATH     attach: user namespace to enter first\n"
+	      "  --join CTL        join a running daemon's segment through its control\n"
+	      "                    socket instead of starting a router of our own\n"
+	      "  --address A/N     with --join: the namespace's address (required)\n"
+	      "  --gateway IP      with --join: default route (default: network .2)\n"
+	      "  --dns IP          with --join: resolver (default: network .3)\n"
+	      "  --segment NAME    with --join: the daemon's segment to join\n"
 	      "  --ready-fd N      attach: write \"1\" to fd N once the network is up\n"
 	      "  --exit-fd N       attach: exit when fd N is closed by the other end\n"
 	      "  -v, -q            more / less logging\n"
@@ -366,6 +380,16 @@ static void parse(int argc, char **argv, bool attach, struct run_opts *o)
 			o->capture = v;
 		} else if (!strcmp(a, "--stats-file")) {
 			o->stats_file = v;
+		} else if (!strcmp(a, "--join")) {
+			o->join = v;
+		} else if (!strcmp(a, "--address")) {
+			o->address = v;
+		} else if (!strcmp(a, "--gateway")) {
+			o->gateway = v;
+		} else if (!strcmp(a, "--dns")) {
+			o->dns = v;
+		} else if (!strcmp(a, "--segment")) {
+			o->segment = v;
 		} else if (attach && !strcmp(a, "--netns")) {
 			o->netns = v;
 		} else if (attach && !strcmp(a, "--userns")) {
@@ -388,6 +412,74 @@ static void parse(int argc, char **argv, bool attach, struct run_opts *o)
 		fatal("run: no command given (patchbay run [options] -- COMMAND)");
 	if (attach && !o->netns)
 		fatal("attach: --netns is required");
+	if (o->join && !o->address)
+		fatal("--join needs --address A.B.C.D/N for the namespace (the daemon's DHCP server also answers a client run inside it)");
+	if (!o->join && (o->address || o->gateway || o->dns || o->segment))
+		fatal("--address, --gateway, --dns and --segment go with --join");
+	if (o->join && (o->net[0] || o->capture || o->stats_file))
+		fatal("with --join the daemon's router is used: --net, --capture and --stats-file belong to that daemon");
+}
+
+/* --join: the namespace's addressing from --address/--gateway/--dns. */
+static void join_info(const struct run_opts *o, struct pb_router_info *ri)
+{
+	char buf[64];
+	char *slash;
+	long n;
+	struct in_addr a;
+
+	memset(ri, 0, sizeof(*ri));
+	if (strlen(o->address) >= sizeof(buf))
+		fatal("--address: too long");
+	strcpy(buf, o->address);
+	slash = strchr(buf, '/');
+	n = slash ? strtol(slash + 1, NULL, 10) : 24;
+	if (slash)
+		*slash = '\0';
+	if (inet_pton(AF_INET, buf, &a) != 1 || n < 8 || n > 30)
+		fatal("--address: want A.B.C.D/N (N 8-30), not '%s'", o->address);
+	ri->dhcp_start = a.s_addr;
+	ri->mask = htonl((uint32_t)(0xffffffffull << (32 - n)));
+	ri->net = a.s_addr & ri->mask;
+	ri->gateway = ri->net | htonl(2);
+	ri->dns = ri->net | htonl(3);
+	ri->mtu = 1500;
+	if (o->gateway && inet_pton(AF_INET, o->gateway, &ri->gateway) != 1)
+		fatal("--gateway: '%s' is not an IPv4 address", o->gateway);
+	if (o->dns && inet_pton(AF_INET, o->dns, &ri->dns) != 1)
+		fatal("--dns: '%s' is not an IPv4 address", o->dns);
+}
+
+/* --join: hand the TAP to the daemon as a port (fd passed with the
+ * request); dies with the daemon's error. */
+static void join_add(struct run_opts *o, int fd)
+{
+	char line[256], err[256];
+	char *reply = NULL;
+
+	snprintf(o->port_id, sizeof(o->port_id), "ns%ld", (long)getpid());
+	snprintf(line, sizeof(line),
+		 "{\"id\":1,\"cmd\":\"port-add\",\"spec\":\"tap,id=%s,fd=passed%s%s\"}",
+		 o->port_id, o->segment ? ",segment=" : "",
+		 o->segment ? o->segment : "");
+	if (ctl_request(o->join, line, fd, &reply, err, sizeof(err)) < 0)
+		fatal("--join %s: %s", o->join, err);
+	if (!strstr(reply, "\"ok\":true"))
+		fatal("--join %s: the daemon refused the port: %s", o->join, reply);
+	free(reply);
+	close(fd);
+}
+
+static void join_del(const struct run_opts *o)
+{
+	char line[128], err[256];
+	char *reply = NULL;
+
+	snprintf(line, sizeof(line),
+		 "{\"id\":2,\"cmd\":\"port-del\",\"netdev\":\"%s\"}",
+		 o->port_id);
+	if (ctl_request(o->join, line, -1, &reply, err, sizeof(err)) == 0)
+		free(reply);
 }
 
 /* Instance with one switch, the router and (later) the TAP. */
@@ -456,15 +548,16 @@ static int serve(pb_t *pb, const struct run_opts *o, pid_t child)
 		fatal("signalfd: %s", strerror(errno));
 	while (running) {
 		struct pollfd pfd[3] = {
-			{ .fd = pb_fd(pb), .events = POLLIN },
+			{ .fd = pb ? pb_fd(pb) : -1, .events = POLLIN },
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = o->exit_fd, .events = POLLIN },
 		};
-		int n = poll(pfd, o->exit_fd >= 0 ? 3 : 2, pb_next_timeout(pb));
+		int n = poll(pfd, o->exit_fd >= 0 ? 3 : 2,
+			     pb ? pb_next_timeout(pb) : -1);
 
 		if (n < 0 && errno != EINTR)
 			fatal("poll: %s", strerror(errno));
-		if (pfd[0].revents)
+		if (pb && pfd[0].revents)
 			pb_dispatch(pb);
 		if (o->exit_fd >= 0 && pfd[2].revents) {
 			char b[64];
@@ -479,8 +572,10 @@ static int serve(pb_t *pb, const struct run_opts *o, pid_t child)
 		while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 			switch (si.ssi_signo) {
 			case SIGUSR1:
-				pb_log_stats(pb);
-				write_stats(pb, o->stats_file);
+				if (pb) {
+					pb_log_stats(pb);
+					write_stats(pb, o->stats_file);
+				}
 				break;
 			case SIGCHLD:
 				if (child > 0 && waitpid(child, &status, WNOHANG) == child) {
@@ -499,7 +594,8 @@ static int serve(pb_t *pb, const struct run_opts *o, pid_t child)
 		}
 	}
 	close(sfd);
-	write_stats(pb, o->stats_file);
+	if (pb)
+		write_stats(pb, o->stats_file);
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	return WEXITSTATUS(status);
@@ -517,7 +613,12 @@ int run_main(int argc, char **argv)
 
 	parse(argc, argv, false, &o);
 	raise_nofile();
-	pb_t *pb = make_instance(&o, &ri);
+	pb_t *pb = NULL;
+
+	if (o.join)
+		join_info(&o, &ri);
+	else
+		pb = make_instance(&o, &ri);
 
 	/* a resolv.conf for the command, pointing at the router */
 	if (!mkdtemp(dir))
@@ -558,11 +659,16 @@ int run_main(int argc, char **argv)
 	}
 	close(sv[1]);
 	fd = recv_fd(sv[0]);
-	add_tap(pb, &o, fd);
+	if (o.join)
+		join_add(&o, fd);
+	else
+		add_tap(pb, &o, fd);
 	if (write(sv[0], "g", 1) != 1)
 		fatal("the command's process is gone");
 	close(sv[0]);
 	rc = serve(pb, &o, child);
+	if (o.join)
+		join_del(&o);
 	pb_free(pb);
 	unlink(resolv);
 	rmdir(dir);
@@ -579,7 +685,12 @@ int attach_main(int argc, char **argv)
 
 	parse(argc, argv, true, &o);
 	raise_nofile();
-	pb_t *pb = make_instance(&o, &ri);
+	pb_t *pb = NULL;
+
+	if (o.join)
+		join_info(&o, &ri);
+	else
+		pb = make_instance(&o, &ri);
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
@@ -602,7 +713,10 @@ int attach_main(int argc, char **argv)
 	close(sv[0]);
 	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
 		;
-	add_tap(pb, &o, fd);
+	if (o.join)
+		join_add(&o, fd);
+	else
+		add_tap(pb, &o, fd);
 	if (o.ready_fd >= 0) {
 		if (write(o.ready_fd, "1", 1) != 1)
 			fatal("--ready-fd: %s", strerror(errno));
@@ -611,6 +725,8 @@ int attach_main(int argc, char **argv)
 	if (o.verbosity >= 0)
 		fprintf(stderr, "patchbay: info: ready\n");
 	rc = serve(pb, &o, 0);
+	if (o.join)
+		join_del(&o);
 	pb_free(pb);
 	return rc;
 }

@@ -231,3 +231,36 @@ def test_attach_by_pid_and_exit_fd(root):
             assert p.wait(timeout=pb.scaled(10)) == 0
         finally:
             pb.stop_proc(holder)
+
+
+def test_join_running_daemon(root, tmp_path):
+    """Two attached namespaces and a run command join one daemon's segment
+    through its control socket, reach each other and the router, and their
+    ports go away when they end."""
+    ctl = str(tmp_path / "ctl.sock")
+    with pb.Daemon(["--ctl", ctl, "-netdev", "user,id=net0"],
+                   tmp_path) as d, pb.netns("j1") as n1, pb.netns("j2") as n2:
+        a1 = _attach(n1, ["--join", ctl, "--address", "10.0.2.41/24"])
+        a2 = _attach(n2, ["--join", ctl, "--address", "10.0.2.42/24"])
+        try:
+            pb.ping(n1, "10.0.2.42")
+            pb.ping(n2, "10.0.2.2")
+            r = run_pb(["run", "--join", ctl, "--address", "10.0.2.43/24",
+                        "--", "ping", "-c", "2", "-W", "2", "10.0.2.41"])
+            assert r.returncode == 0, r.stderr
+            names = [p["netdev"] for p in d.stats()["ports"]]
+            assert len([n for n in names if n.startswith("ns")]) == 2
+        finally:
+            assert pb.stop_proc(a1) == 0
+            assert pb.stop_proc(a2) == 0
+        pb.wait_until(lambda: [p for p in d.stats()["ports"]
+                               if p["netdev"].startswith("ns")] == [],
+                      10, "joined ports removed")
+
+
+def test_join_needs_address(root, tmp_path):
+    r = run_pb(["run", "--join", str(tmp_path / "nope.sock"), "--", "true"])
+    assert r.returncode == 125 and "--address" in r.stderr
+    r = run_pb(["run", "--join", str(tmp_path / "nope.sock"), "--address",
+                "10.0.2.50/24", "--", "true"])
+    assert r.returncode == 125 and "nope.sock" in r.stderr
