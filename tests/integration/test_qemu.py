@@ -280,3 +280,59 @@ def test_vm_to_netns_tap(kind, tmp_path, guest_build, patchbay_bin, private_netn
         assert ps and rx > 0 and tx > 0, "VM port carried no frames: %r" % back["stats"]
         rx, tx, ps = _traffic(back["stats"], "tp")
         assert ps and rx > 0 and tx > 0, "TAP port carried no frames: %r" % back["stats"]
+
+
+# --------------------------------------------------------------------------
+# 4. the router: a VM on the default-like topology gets a lease by DHCP and
+#    downloads from a web server on the host's 127.0.0.1 through 10.0.2.2
+
+
+def test_vm_dhcp_and_download_through_router(tmp_path, guest_build, patchbay_bin):
+    import hashlib
+    import http.server
+    import threading
+
+    # a deterministic 4 MiB file: the guest's busybox wget prints its md5
+    blob = hashlib.sha256(b"router-download").digest() * (4 * 1024 * 1024 // 32)
+    md5 = hashlib.md5(blob).hexdigest()
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server API
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(blob)))
+            self.end_headers()
+            self.wfile.write(blob)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    port = srv.server_address[1]
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    sock = pb.sock_path(tmp_path, "vm.sock")
+    args = [NETDEV, "user,id=net0,dns-upstream=127.0.0.1:9",
+            NETDEV, "stream,id=vm,server=on,addr.type=unix,addr.path=%s" % sock]
+    try:
+        with pb.Daemon(args, tmp_path) as d, qemu.Guests() as guests:
+            qemu.wait_unix_listening(sock, diag=d.log)
+            g = qemu.Guest(_name("dl"), "stream,server=off,addr.type=unix,"
+                           "addr.path=%s" % sock, nic="virtio-net-pci",
+                           mac="52:54:00:d1:00:01", logdir=tmp_path / "guests",
+                           params="h_net=dhcp h_expect_ip=10.0.2.15 h_ping=gw "
+                                  "h_url=http://10.0.2.2:%d/blob h_timeout=20"
+                                  % port)
+            _start(guests, g)
+            results = qemu.wait_guests([g], pb.scaled(90),
+                                       check=d.assert_alive)
+            _assert_guests(results, d)
+            log = g.log()
+            assert "HARNESS-LEASE: ip=10.0.2.15" in log
+            assert "md5=%s" % md5 in log, "downloaded file differs"
+            st = d.stats()
+            r = [p["router"] for p in st["ports"] if "router" in p][0]
+            assert r["dhcp"]["ack"] >= 1 and r["tcp_opened"] >= 1
+            print("timings:", _timings(results))
+    finally:
+        srv.shutdown()
+        srv.server_close()
