@@ -31,6 +31,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "csum.h"
 #include "dhcp6.h"
@@ -740,6 +743,85 @@ static bool ip6_dhcp(struct router *r, const struct ip6_view *ip,
 	return true;
 }
 
+/*
+ * Echo to an address beyond the router: one flow per (guest, destination,
+ * identifier) with an ICMPv6 datagram ("ping") socket; the kernel picks the
+ * identifier on the wire, replies get the guest's back.
+ */
+static void ip6_echo_out(struct router *r, const struct ip6_view *ip)
+{
+	struct flow_key k = { .proto = IPPROTO_ICMPV6, .v6 = 1 };
+	struct sockaddr_in6 a = { .sin6_family = AF_INET6 };
+	const uint8_t *m = cur_peek(&ip->l4, 8);
+	struct flow *f;
+	int rc;
+
+	if (!m || m[0] != ICMP6_ECHO_REQUEST ||
+	    csum_bad(icmp6_csum(&ip->src, &ip->dst, ip->l4.p, ip->l4.rem))) {
+		r->ip6.st.other++;
+		return;
+	}
+	k.gip6 = ip->src;
+	k.rip6 = ip->dst;
+	k.gport = (uint16_t)(m[4] << 8 | m[5]);
+	f = flow_lookup(r->flows, &k);
+	if (!f) {
+		rc = router_map_dst6(r, &ip->dst, &a.sin6_addr);
+		if (rc) {
+			rdrop(r, rc == -EACCES ? RD_RESTRICTED : RD_NO_ROUTE);
+			icmp6_error(r, ip, ICMP6_DST_UNREACH, rc == -EACCES ? 1 : 0, 0);
+			return;
+		}
+		f = flow_alloc(r->flows, &k);
+		if (!f) {
+			rdrop(r, RD_FLOW_FULL);
+			return;
+		}
+		f->fd = router_socket_af(r, AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6);
+		if (f->fd == -EACCES || f->fd == -EPERM)
+			f->fd = router_socket_af(r, AF_INET6, SOCK_RAW,
+						 IPPROTO_ICMPV6);
+		if (f->fd < 0 ||
+		    connect(f->fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+		    router_flow_watch(r, f, EPOLLIN, true) < 0) {
+			router_flow_close(r, f);
+			rdrop(r, RD_SOCKET);
+			icmp6_error(r, ip, ICMP6_DST_UNREACH, 0, 0);
+			return;
+		}
+		r->st.icmp_opened++;
+		router_kick_timer(r, NS_PER_SEC);
+	}
+	f->last_active = pb_now(r->pb);
+	if (send(f->fd, ip->l4.p, ip->l4.rem, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		rdrop(r, RD_UDP_SEND);
+}
+
+void ip6_echo_event(struct router *r, struct flow *f)
+{
+	for (int k = 0; k < 16; k++) {
+		uint8_t *fr;
+		uint8_t *m;
+		ssize_t n;
+
+		if (!router_make_room(r, 4))
+			return;
+		fr = router_alloc(r);
+		m = fr + ETH_HDR + IP6_HDR;
+		n = recv(f->fd, m, (size_t)r->mtu - IP6_HDR, MSG_DONTWAIT);
+		if (n < 8 || m[0] != ICMP6_ECHO_REPLY) {
+			r->arena_used--;
+			if (n < 0)
+				return;
+			continue;
+		}
+		m[4] = (uint8_t)(f->k.gport >> 8);
+		m[5] = (uint8_t)f->k.gport;
+		f->last_active = pb_now(r->pb);
+		icmp6_send(r, fr, &f->k.rip6, &f->k.gip6, (size_t)n, 64);
+	}
+}
+
 /* TCP or UDP to be translated: hand it to the IPv4 modules' entry points
  * with the IPv6 addresses filled in. */
 static void ip6_translate(struct router *r, const struct ip6_view *ip)
@@ -838,6 +920,10 @@ void ip6_input(struct router *r, const uint8_t *src_mac, struct cursor c)
 			if (!(ip.proto == IPPROTO_UDP && local &&
 			      ip6_dhcp(r, &ip, p)))
 				ip6_translate(r, &ip);
+			return;
+		}
+		if (ip.proto == NH_ICMPV6 && !local && !is_linklocal(&ip.dst)) {
+			ip6_echo_out(r, &ip);
 			return;
 		}
 		s->st.no_route++;

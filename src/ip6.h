@@ -86,6 +86,9 @@ uint32_t ip6_pseudo(const struct in6_addr *src, const struct in6_addr *dst,
 /* An ICMPv6 error about the IPv6 packet orig (fixed header onwards). */
 void ip6_error_raw(struct router *r, const uint8_t *orig, size_t len,
 		   uint8_t type, uint8_t code);
+/* Echo replies on an ICMPv6 echo flow's ping socket. */
+struct flow;
+void ip6_echo_event(struct router *r, struct flow *f);
 /* Periodic work (router advertisements); returns ns until next wanted. */
 uint64_t ip6_tick(struct router *r, uint64_t now);
 

@@ -510,6 +510,9 @@ void router_flow_event(struct pb *pb, uint32_t idx, uint32_t gen,
 	case IPPROTO_ICMP:
 		icmp_flow_event(r, f, events);
 		break;
+	case IPPROTO_ICMPV6:
+		ip6_echo_event(r, f);
+		break;
 	}
 	router_flush(r);
 }
@@ -544,7 +547,8 @@ static void router_tick(struct pb *pb, uint32_t nd)
 			udp_timer(r, f, now);
 			break;
 		case IPPROTO_ICMP:
-			icmp_timer(r, f, now);
+		case IPPROTO_ICMPV6:
+			icmp_timer(r, f, now);	/* idle time only */
 			break;
 		}
 		if (f->used && f->deadline)
