@@ -689,7 +689,9 @@ static void ip4_input(struct router *r, const uint8_t *src_mac,
 				     &whole, &wlen);
 
 		if (rc < 0) {
-			rdrop(r, RD_FRAG);
+			/* an exact duplicate is harmless (counted there) */
+			if (rc != -EEXIST)
+				rdrop(r, RD_FRAG);
 			return;
 		}
 		if (rc == 0)
@@ -697,6 +699,8 @@ static void ip4_input(struct router *r, const uint8_t *src_mac,
 		/* whole has the first fragment's header, fixed up */
 		hdr = whole;
 		hlen = (size_t)(hdr[0] & 0xf) * 4;
+		ip.ttl = hdr[8];
+		ip.tos = hdr[1];
 		ip.hdr = hdr;
 		ip.hlen = hlen;
 		ip.len = wlen;
@@ -1075,13 +1079,15 @@ void router_stats_json(struct pb *pb, uint32_t nd, void *file)
 
 	fprintf(f, "},\"reassembly\":{\"fragments\":%llu,\"completed\":%llu,"
 		   "\"timeouts\":%llu,\"overlaps\":%llu,\"too_big\":%llu,"
-		   "\"full\":%llu,\"malformed\":%llu}",
+		   "\"full\":%llu,\"malformed\":%llu,\"duplicates\":%llu,"
+		   "\"pending\":%u}",
 		(unsigned long long)rs->fragments,
 		(unsigned long long)rs->completed,
 		(unsigned long long)rs->timeouts,
 		(unsigned long long)rs->overlaps,
 		(unsigned long long)rs->too_big, (unsigned long long)rs->full,
-		(unsigned long long)rs->malformed);
+		(unsigned long long)rs->malformed,
+		(unsigned long long)rs->duplicates, reasm_pending(r->reasm));
 	const struct dhcp_stats *ds = &r->dhcp.st;
 
 	fprintf(f, ",\"dhcp\":{\"discover\":%llu,\"offer\":%llu,\"request\":%llu,"
