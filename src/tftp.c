@@ -363,18 +363,12 @@ static unsigned tftp_frames(const struct router *r, size_t len)
 	return (unsigned)((l4 + chunk - 1) / chunk);
 }
 
-/* Are there output slots for a datagram of len bytes?  Outside a round we
- * may flush to make room; inside one we must wait for the tick. */
+/* Are there output slots for a datagram of len bytes (and some to spare
+ * for everyone else)?  Outside a round the router may flush to make room;
+ * inside one we must wait for the tick. */
 static bool tftp_room(struct router *r, size_t len)
 {
-	unsigned need = tftp_frames(r, len) + TFTP_ARENA_RESERVE;
-
-	if (ARENA_SLOTS - r->arena_used >= need)
-		return true;
-	if (r->pb->flush_depth)
-		return false;
-	router_flush(r);
-	return ARENA_SLOTS - r->arena_used >= need;
+	return router_make_room(r, tftp_frames(r, len) + TFTP_ARENA_RESERVE);
 }
 
 static void tftp_send_oack(struct router *r, struct tftp_session *s)
@@ -574,6 +568,17 @@ static int tftp_open(const struct tftp_server *t, const char *path,
 	return (int)fd;
 }
 
+/* A rate-limited debug line about a guest's request. */
+static void tftp_log(struct router *r, uint32_t gip, uint16_t gport,
+		     const char *what, const char *why)
+{
+	char a[INET_ADDRSTRLEN];
+
+	inet_ntop(AF_INET, &gip, a, sizeof(a));
+	log_rl(&r->pb->log, &r->rl, pb_now(r->pb), PB_LOG_DEBUG,
+	       "tftp: %s:%u: %s: %s", a, gport, what, why);
+}
+
 static struct tftp_session *tftp_find_guest(struct tftp_server *t,
 					    uint32_t gip, uint16_t gport)
 {
@@ -599,6 +604,7 @@ static void tftp_request(struct router *r, const struct ip4_view *ip,
 	if (rc) {
 		int code = tftp_parse_errcode(rc);
 
+		tftp_log(r, ip->src, sport, "bad request", strerror(-rc));
 		tftp_send_error(r, ip->src, sport, tftp_new_tid(t),
 				(uint16_t)code,
 				code == TFTP_EOPTNEG ? "Option negotiation failed"
@@ -644,6 +650,7 @@ static void tftp_request(struct router *r, const struct ip4_view *ip,
 	if (fd < 0) {
 		bool nf = fd == -ENOENT || fd == -ENOTDIR;
 
+		tftp_log(r, ip->src, sport, path, strerror(-fd));
 		tftp_send_error(r, ip->src, sport, tftp_new_tid(t),
 				nf ? TFTP_ENOTFOUND : TFTP_EACCESS,
 				nf ? "File not found" : "Access violation");
