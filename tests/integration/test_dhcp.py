@@ -381,6 +381,11 @@ def test_udhcpc_release_then_same_address(tmp_path):
     with DhcpLab(tmp_path, 1) as lab:
         c = lab.client(0, "udhcpc").start(quit=False)
         assert c.wait("bound")["ip"] == "10.0.2.15"
+        # udhcpc sends its RELEASE through the kernel and removes the
+        # address right after; without the server's MAC in the ARP cache
+        # the RELEASE can die in the ARP queue (a client race, seen under
+        # load): talk to the server first, as a configured host would.
+        pb.ping(lab.ns[0], "10.0.2.2", count=1)
         c.proc.send_signal(signal.SIGUSR2)
         pb.wait_until(lambda: lab.dhcp()["release"] == 1, 10, "RELEASE")
         assert lab.leases() == {}
