@@ -162,6 +162,23 @@ static void fz_rx(void *opaque, const void *frame, size_t len)
 		CHECK(!memcmp(f + 22, z->r->mac, 6));
 		return;
 	}
+	if (type == 0x86dd) {
+		/* IPv6: a valid fixed header, and an upper-layer packet whose
+		 * checksum (pseudo-header included) is right */
+		uint32_t ph;
+
+		CHECK(len >= 14 + 40);
+		ip = f + 14;
+		CHECK(ip[0] >> 4 == 6);
+		l4len = get16(ip + 4);
+		CHECK(14 + 40 + l4len <= len);
+		CHECK(40 + l4len <= z->r->mtu);
+		CHECK(ip[6] == 58 || ip[6] == 6 || ip[6] == 17);
+		l4 = ip + 40;
+		ph = sum16(ip + 8, 32, 0) + ip[6] + (uint32_t)l4len;
+		CHECK(fold(sum16(l4, l4len, ph)) == 0xffff);
+		return;
+	}
 	CHECK(type == 0x0800);
 	CHECK(len >= 14 + 20);
 	ip = f + 14;
