@@ -217,6 +217,53 @@ next:;
 	return (int)len;
 }
 
+size_t dhcp_search_plain(const struct dhcp_server *d, uint8_t *out,
+			 size_t size)
+{
+	const uint8_t *s = d->search;
+	size_t n = d->search_len, o = 0, i = 0;
+
+	/* Names one after another; a name ends with a 0 label or with a
+	 * pointer to an earlier suffix, which may itself end with one.
+	 * Pointers only go backwards, and the hops are bounded. */
+	while (i < n) {
+		size_t p = i;
+		int hops = 0;
+
+		for (;;) {
+			uint8_t l;
+
+			if (p >= n)
+				return 0;
+			l = s[p];
+			if ((l & 0xc0) == 0xc0) {
+				size_t to;
+
+				if (p + 1 >= n || ++hops > 32)
+					return 0;
+				to = (size_t)(l & 0x3f) << 8 | s[p + 1];
+				if (to >= p)
+					return 0;
+				if (p >= i && hops == 1)
+					i = p + 2;	/* this name ends here */
+				p = to;
+				continue;
+			}
+			if (o + (size_t)l + 1 > size)
+				return 0;
+			memcpy(out + o, s + p, (size_t)l + 1);
+			o += (size_t)l + 1;
+			if (l == 0) {
+				if (hops == 0)
+					i = p + 1;
+				break;
+			}
+			p += (size_t)l + 1;
+		}
+	}
+	return o;
+}
+
 static bool name_ok(const char *s, size_t max)
 {
 	size_t n = strlen(s);

@@ -159,6 +159,10 @@ void dhcp_input(struct router *r, const struct ip4_view *ip,
  * out; returns the length or -ENOSPC / -EINVAL. */
 int dhcp_encode_search(const char *const *names, unsigned n, uint8_t *out,
 		       size_t size);
+/* The search list without compression (DHCPv6 and the RA's DNSSL want
+ * plain names); returns its length (0 if none or it does not fit). */
+size_t dhcp_search_plain(const struct dhcp_server *d, uint8_t *out,
+			 size_t size);
 /* The name of the lease holding ip ("" if none). */
 const char *dhcp_lease_name(const struct router *r, uint32_t ip);
 

@@ -191,17 +191,12 @@ static void reply(struct router *r, const struct ip6_view *ip, uint16_t sport,
 	if (!r->restricted && (v = opt(&o, D6O_DNS_SERVERS, 16)))
 		memcpy(v, &r->ip6.dns, 16);
 	if (r->dhcp.search_len) {
-		/* DHCPv6 wants uncompressed names: ours has no pointers only
-		 * if a single domain; otherwise skip the compressed form */
-		bool plain = true;
+		/* DHCPv6 wants uncompressed names (RFC 8415 10) */
+		uint8_t names[DHCP_SEARCH_MAX * 4];
+		size_t n = dhcp_search_plain(&r->dhcp, names, sizeof(names));
 
-		for (size_t i = 0; i < r->dhcp.search_len; i += (size_t)r->dhcp.search[i] + 1)
-			if (r->dhcp.search[i] & 0xc0) {
-				plain = false;
-				break;
-			}
-		if (plain && (v = opt(&o, D6O_DOMAIN_LIST, r->dhcp.search_len)))
-			memcpy(v, r->dhcp.search, r->dhcp.search_len);
+		if (n && (v = opt(&o, D6O_DOMAIN_LIST, n)))
+			memcpy(v, names, n);
 	}
 	d->st.reply += type == DHCP6_REPLY;
 	d->st.advertise += type == DHCP6_ADVERTISE;

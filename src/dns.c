@@ -160,6 +160,7 @@ static void dns_resolv_refresh(struct router *r)
 	d->resolv_mtime = mt;
 	d->nup = 0;
 	d->current = 0;
+	d->gen++;	/* every socket reconnects to the new list */
 	f = fopen(d->resolv_path, "re");
 	if (!f)
 		return;
@@ -307,6 +308,7 @@ static int dns_connect(struct router *r, struct flow *f)
 	const struct sockaddr_in *up;
 
 	f->dns.upstream = (uint8_t)(r->dnscfg.current % r->dnscfg.nup);
+	f->dns.gen = r->dnscfg.gen;
 	up = &r->dnscfg.up[f->dns.upstream];
 
 	return connect(f->fd, (const struct sockaddr *)up, sizeof(*up)) < 0
@@ -377,7 +379,7 @@ void dns_udp_input(struct router *r, const struct ip4_view *ip,
 		router_kick_timer(r, NS_PER_SEC);
 	}
 	f->last_active = pb_now(r->pb);
-	if (f->dns.upstream != d->current % d->nup)
+	if (f->dns.upstream != d->current % d->nup || f->dns.gen != d->gen)
 		dns_connect(r, f);
 	/* a free slot, or the oldest */
 	slot = &f->dns.q[0];

@@ -40,6 +40,7 @@ struct dns_pending {
 struct dns_flow {
 	struct dns_pending q[DNS_PENDING];
 	uint8_t upstream;	/* index the socket is connected to */
+	uint32_t gen;		/* of the upstream list it was connected for */
 };
 
 struct dns_stats {
@@ -51,6 +52,7 @@ struct dns_config {
 	struct sockaddr_in up[DNS_UPSTREAM_MAX];
 	unsigned nup;
 	unsigned current;	/* the upstream new queries go to */
+	uint32_t gen;		/* bumped when the list changes */
 	bool explicit_up;	/* dns-upstream= given: no resolv.conf */
 	char resolv_path[256];
 	int64_t resolv_mtime;	/* ns, -1: never read */

@@ -123,6 +123,8 @@ static int ip6_walk_opts(const uint8_t *hdr, size_t hlen, size_t hoff,
 int ip6_walk_ext(struct cursor *c, uint8_t *nh, size_t *off, uint8_t *code,
 		 bool *icmp, bool dst_multicast)
 {
+	size_t nh_field = 6;	/* where the current next-header value was */
+
 	*icmp = false;
 	*code = 0;
 	for (int n = 0;; n++) {
@@ -134,7 +136,7 @@ int ip6_walk_ext(struct cursor *c, uint8_t *nh, size_t *off, uint8_t *code,
 			if (n) {	/* only right after the fixed header */
 				*code = 1;
 				*icmp = true;
-				*off = 6;
+				*off = nh_field;
 				return -EPROTO;
 			}
 			/* fall through */
@@ -168,6 +170,7 @@ int ip6_walk_ext(struct cursor *c, uint8_t *nh, size_t *off, uint8_t *code,
 				return rc;
 		}
 		*nh = h[0];
+		nh_field = *off;
 		*off += hlen;
 		cur_pull(c, hlen);
 	}
@@ -495,42 +498,10 @@ void ip6_error_raw(struct router *r, const uint8_t *orig, size_t len,
 /* Append the DNSSL option for the configured search domains. */
 static size_t put_dnssl(struct router *r, uint8_t *o)
 {
-	size_t n = r->dhcp.search_len, len;
-	const uint8_t *s = r->dhcp.search;
+	/* DNSSL wants uncompressed names */
+	uint8_t names[DHCP_SEARCH_MAX * 4];
+	size_t out = dhcp_search_plain(&r->dhcp, names, sizeof(names)), len;
 
-	/* DNSSL wants uncompressed names: our encoding may use pointers,
-	 * so expand them (bounded: pointers only go backwards). */
-	uint8_t names[DHCP_SEARCH_MAX];
-	size_t out = 0;
-
-	for (size_t i = 0; i < n && out < sizeof(names) - 64;) {
-		uint8_t l = s[i];
-
-		if ((l & 0xc0) == 0xc0 && i + 1 < n) {
-			size_t p = (size_t)(l & 0x3f) << 8 | s[i + 1];
-
-			/* copy labels from p until the end of that name */
-			for (int hops = 0; p < i && hops < 64; hops++) {
-				uint8_t pl = s[p];
-
-				if (pl == 0 || (pl & 0xc0))
-					break;
-				if (out + pl + 1 >= sizeof(names) - 64)
-					break;
-				memcpy(names + out, s + p, (size_t)pl + 1);
-				out += (size_t)pl + 1;
-				p += (size_t)pl + 1;
-			}
-			names[out++] = 0;
-			i += 2;
-			continue;
-		}
-		if (i + (size_t)l + 1 > n)
-			break;
-		memcpy(names + out, s + i, (size_t)l + 1);
-		out += (size_t)l + 1;
-		i += (size_t)l + 1;
-	}
 	if (!out)
 		return 0;
 	len = (8 + out + 7) & ~(size_t)7;
@@ -655,7 +626,13 @@ static void icmp6_input(struct router *r, const struct ip6_view *ip)
 		if (lla)
 			neigh6_learn(r, &ip->src, lla);
 		if (s->last_ra && pb_now(r->pb) - s->last_ra < RA_MIN_GAP_NS) {
+			/* too soon after the last one: answer a little later
+			 * (RFC 4861 6.2.6), once for all who asked meanwhile */
 			s->st.ra_limited++;
+			if (s->next_ra > s->last_ra + RA_MIN_GAP_NS) {
+				s->next_ra = s->last_ra + RA_MIN_GAP_NS;
+				router_kick_timer(r, s->next_ra - pb_now(r->pb));
+			}
 			return;
 		}
 		ra_send(r, &all_nodes);
@@ -884,6 +861,11 @@ void ip6_input(struct router *r, const uint8_t *src_mac, struct cursor c)
 		return;
 	}
 	local = for_us(s, &ip.dst);
+	if (!local && ip.proto == NH_ICMPV6 && ip.dst.s6_addr[0] == 0xff &&
+	    ip.dst.s6_addr[1] == 2 && ip.dst.s6_addr[15] == 0x16) {
+		s->st.mld++;	/* MLDv2 reports to ff02::16: nothing to do */
+		return;
+	}
 	if (!local && (is_multicast(&ip.dst) || is_unspecified(&ip.src) ||
 		       (!is_linklocal(&ip.src) && !in_prefix(s, &ip.src)))) {
 		s->st.no_route++;	/* not for us to route */

@@ -591,6 +591,12 @@ static void tcp_open(struct router *r, const struct ip4_view *ip,
 
 	a->sin_family = AF_INET;
 	a->sin_port = htons(s->dport);
+	if (dns && r->restricted) {
+		/* restrict=on: no DNS forwarding, over TCP either */
+		rdrop(r, RD_RESTRICTED);
+		tcp_rst_reply(r, ip, s, s->payload.rem);
+		return;
+	}
 	if (dns && !dns_tcp_upstream(r, a)) {
 		rdrop(r, RD_NO_ROUTE);
 		tcp_rst_reply(r, ip, s, s->payload.rem);

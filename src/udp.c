@@ -262,12 +262,14 @@ void udp_flow_event(struct router *r, struct flow *f, uint32_t events)
 
 	if (events & EPOLLERR) {
 		if (f->is_dns) {
-			/* not the guest's business: try the next server */
-			uint8_t b;
+			/* not the guest's business: try the next server; read
+			 * the pending error, or epoll reports it forever */
+			int err = 0;
+			socklen_t len = sizeof(err);
 
-			while (recv(f->fd, &b, 1, MSG_ERRQUEUE | MSG_DONTWAIT) >= 0)
-				;
-			dns_upstream_failed(r, f);
+			getsockopt(f->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+			if (err)
+				dns_upstream_failed(r, f);
 		} else if (f->k.v6) {
 			/* no error queue on IPv6 sockets: the pending error */
 			int err = 0;

@@ -651,11 +651,6 @@ def _dead_udp_port():
     return pb.free_port(socket.SOCK_DGRAM)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "patchbay bug: the ICMP error of a DNS upstream leaves SO_ERROR set on "
-    "the flow's socket (no IP_RECVERR, nothing reads SO_ERROR), so EPOLLERR "
-    "fires forever: dns_upstream_failed() flips between the upstreams in a "
-    "busy loop at 100% CPU and later queries go to the dead one"))
 def test_failover_on_icmp_refused(tmp_path):
     """First upstream a loopback port where nothing listens (ICMP port
     unreachable at once), second dnsmasq: dig's retry gets the answer, a
@@ -974,11 +969,6 @@ def test_resolv_conf_read_and_reread(tmp_path):
                           == ["192.0.2.1"], 5, "nameserver back")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "patchbay bug: after resolv.conf is re-read, a guest socket that "
-    "already had a DNS flow keeps sending to the old server: the flow is "
-    "reconnected only when the upstream *index* changes, and the re-read "
-    "resets the index to 0"))
 def test_resolv_conf_change_moves_existing_socket(tmp_path):
     """A guest resolver that keeps one socket (one UDP flow) also follows
     a change of resolv.conf."""
@@ -1092,10 +1082,6 @@ def test_restrict_refuses_dns_over_udp(tmp_path):
             assert up.seen() == [], up.queries
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "patchbay bug: restrict=on does not stop DNS over TCP: a connection "
-    "to 10.0.2.3:53 is translated to the upstream (tcp.c checks "
-    "restriction only for non-DNS destinations)"))
 def test_restrict_refuses_dns_over_tcp(tmp_path):
     """restrict=on: a TCP query does not reach the upstream either."""
     with FakeUpstream(tcp=True) as up:

@@ -27,11 +27,9 @@ Guests are Linux network namespaces behind TAP ports on the default switch
         limits, extension header abuse, an RS flood): dropped, counted,
         answered with the right ICMPv6 errors; ping6 still works afterwards
 
-Two tests are marked xfail(strict=True): they show patchbay bugs found
-while writing this file (the DHCPv6 search list is left out when dnssearch=
-domains share a suffix; the parameter problem for a misplaced hop-by-hop
-header points at the wrong byte).  Once fixed they XPASS, which fails the
-run as a reminder to drop the marker.
+Two tests (the DHCPv6 search list with domains sharing a suffix, and the
+parameter problem pointer for a misplaced hop-by-hop header) reproduced
+patchbay bugs found while writing this file; both are fixed.
 
 Network safety: the host side is only ever [::1] / 127.0.0.1 (the suite
 runs in `unshare -n`); guests use fec0::/64 and 10.0.2.0/24 on the virtual
@@ -625,10 +623,6 @@ def test_dhcpv6_lease_and_information_request(tmp_path):
             c.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="patchbay bug: DHCPv6 leaves out "
-                   "the domain search list (option 24) when dnssearch= "
-                   "domains share a suffix (the stored list is compressed "
-                   "and dhcp6.c skips it instead of expanding it)")
 def test_dhcpv6_search_list_with_shared_suffix(tmp_path):
     """dnssearch=corp.example.test,dnssearch=example.test (a typical
     list: the second is a suffix of the first): dhclient -6 -S must get
@@ -828,7 +822,10 @@ def test_hostfwd_to_ipv6_guest(tmp_path):
         ls4.bind(("0.0.0.0", gt4))
         ls4.listen(8)
         us = lab.sock(0, socket.SOCK_DGRAM)
-        us.bind(("::", gu))
+        # bound to the forwarded address: a UDP reply must come from the
+        # address the datagram went to (with a SLAAC address as well, the
+        # kernel could pick that one for a socket bound to ::)
+        us.bind((g6, gu))
         try:
             # The first connection comes before the guest sent anything:
             # the router has to find the guest by neighbour discovery.
@@ -1265,10 +1262,6 @@ def test_bad_ipv6_input(tmp_path):
         assert not failures, "\n".join(failures)
 
 
-@pytest.mark.xfail(strict=True, reason="patchbay bug: the parameter problem "
-                   "for a hop-by-hop header that is not first points at "
-                   "offset 6 (the fixed header's Next Header) instead of "
-                   "the Next Header field that named it (ip6_walk_ext)")
 def test_hbh_not_first_pointer(tmp_path):
     """RFC 8200 4.1/4.3: a hop-by-hop header after a destination options
     header is an unrecognised Next Header value: ICMPv6 parameter problem
