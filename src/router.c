@@ -51,7 +51,7 @@
 #include "tftp.h"
 
 #define NEIGH_PROBE 8
-#define TICK_FAST_NS (20 * NS_PER_MS)
+#define TICK_MIN_NS (1 * NS_PER_MS)
 #define TICK_SLOW_NS (1 * NS_PER_SEC)
 #define REASM_DATAGRAMS 64
 #define REASM_BYTES (4u << 20)
@@ -530,7 +530,7 @@ static void router_tick(struct pb *pb, uint32_t nd)
 {
 	struct router *r = router_get(pb, nd);
 	uint64_t now = pb_now(pb);
-	bool fast = false;
+	uint64_t next = 0;	/* earliest flow deadline */
 
 	if (!r)
 		return;
@@ -551,8 +551,8 @@ static void router_tick(struct pb *pb, uint32_t nd)
 			icmp_timer(r, f, now);	/* idle time only */
 			break;
 		}
-		if (f->used && f->deadline)
-			fast = true;
+		if (f->used && f->deadline && (!next || f->deadline < next))
+			next = f->deadline;
 	}
 	if (now >= r->next_slow) {
 		reasm_expire(r->reasm, now);
@@ -563,9 +563,12 @@ static void router_tick(struct pb *pb, uint32_t nd)
 
 	tcp_send_acks(r);
 	router_flush(r);
-	if (fast)
-		router_kick_timer(r, TICK_FAST_NS);
-	else if (r->flows->count)
+	/* wake exactly at the next retransmission (or linger) deadline, at
+	 * least TICK_MIN_NS from now; idle flows only need the slow sweep */
+	if (next)
+		router_kick_timer(r, next > now + TICK_MIN_NS ? next - now
+							      : TICK_MIN_NS);
+	if (r->flows->count)
 		router_kick_timer(r, TICK_SLOW_NS);
 	if (ra)
 		router_kick_timer(r, ra);

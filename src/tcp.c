@@ -40,6 +40,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/sock_diag.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -103,22 +104,26 @@ struct tcp_seg {
 static uint32_t tcp_window(struct flow *f)
 {
 	struct tcp_conn *t = &f->tcp;
-	int sndbuf = 0, outq = 0;
-	socklen_t len = sizeof(sndbuf);
+	uint32_t mi[SK_MEMINFO_VARS];
+	socklen_t len = sizeof(mi);
 	uint32_t max = t->wscale_ok ? (65535u << t->rcv_shift) : 65535u;
 	int64_t w = 65535;
 
 	if (t->wnd_valid)
 		return t->rcv_adv - t->rcv_nxt;
 	if (f->fd >= 0 && !t->guest_fin &&
-	    getsockopt(f->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) == 0 &&
-	    ioctl(f->fd, SIOCOUTQ, &outq) == 0) {
-		/* The kernel charges buffer overhead against sndbuf; keep a
-		 * quarter of it for that (TCP), or two thirds (a unix socket,
-		 * where every segment's write is a buffer of its own and the
-		 * queue is counted with its overhead). */
-		w = t->is_tcp_sock ? (int64_t)sndbuf - sndbuf / 4 - outq
-				   : ((int64_t)sndbuf - outq) / 3;
+	    getsockopt(f->fd, SOL_SOCKET, SO_MEMINFO, mi, &len) == 0) {
+		/* What the kernel charges against the send buffer: TCP's
+		 * queued buffers (wmem_queued), a unix socket's allocated
+		 * ones (wmem_alloc) -- both with their overhead, which
+		 * payload bytes (SIOCOUTQ) do not show.  The free room is
+		 * offered less a third: our own writes carry overhead too. */
+		int64_t used = MAX(mi[SK_MEMINFO_WMEM_QUEUED],
+				   mi[SK_MEMINFO_WMEM_ALLOC]);
+
+		w = ((int64_t)mi[SK_MEMINFO_SNDBUF] - used) * 2 / 3;
+		if (!t->is_tcp_sock)
+			w /= 2;	/* a buffer of its own per segment */
 		if (w < 0)
 			w = 0;
 	}
@@ -127,6 +132,9 @@ static uint32_t tcp_window(struct flow *f)
 	/* a nearly closed window opens when the socket drains: be told */
 	if (f->fd >= 0 && !t->guest_fin && w < 4 * (int64_t)t->mss)
 		t->want_out = true;
+	/* what the guest will see: the scaled field drops the low bits */
+	if (t->wscale_ok)
+		w &= ~(int64_t)((1u << t->rcv_shift) - 1);
 	if (seq_lt(t->rcv_nxt + (uint32_t)w, t->rcv_adv))
 		w = (int64_t)(t->rcv_adv - t->rcv_nxt);
 	t->rcv_adv = t->rcv_nxt + (uint32_t)w;
@@ -142,8 +150,17 @@ static void tcp_out(struct router *r, struct flow *f, uint8_t *frame,
 	struct tcp_conn *t = &f->tcp;
 	uint8_t *h = frame + flow_l4off(&f->k);
 	size_t hlen = TCP_HDR + optlen;
-	uint32_t wnd = flags & TH_SYN ? MIN(tcp_window(f), 65535u)
-				      : tcp_window(f) >> (t->wscale_ok ? t->rcv_shift : 0);
+	uint32_t wnd = tcp_window(f);
+
+	if (flags & TH_SYN) {
+		/* not scaled in a SYN: what we offer is what fits 16 bits */
+		if (wnd > 65535) {
+			wnd = 65535;
+			t->rcv_adv = t->rcv_nxt + wnd;
+		}
+	} else {
+		wnd >>= t->wscale_ok ? t->rcv_shift : 0;
+	}
 	uint32_t ack = flags & TH_ACK ? t->rcv_nxt : 0;
 	uint16_t ck;
 
@@ -500,8 +517,10 @@ static void tcp_push_segments(struct router *r, struct flow *f)
 			t->snd_max = t->snd_nxt;
 		if (!f->deadline)
 			tcp_set_deadline(r, f, t->rto_ms);
-		if (used < n)
-			break;	/* the queue is drained */
+		/* the queue is drained; if we know end of file follows (a
+		 * resend after a rewind), go round once more for the FIN */
+		if (used < n && !t->host_eof)
+			break;
 	}
 }
 
@@ -993,6 +1012,7 @@ void tcp_timer(struct router *r, struct flow *f, uint64_t now)
 			return;
 		/* persist: one byte past the closed window; a guest that
 		 * answers keeps the connection alive (see tcp_input) */
+		t->rto_ms = MIN(t->rto_ms * 2, (uint32_t)RTO_MAX_MS);
 		t->snd_wnd = 1;
 		tcp_push(r, f);
 		t->snd_wnd = 0;
@@ -1001,10 +1021,11 @@ void tcp_timer(struct router *r, struct flow *f, uint64_t now)
 			tcp_abort(r, f, true, "retransmission limit");
 			return;
 		}
+		/* back off first: the push arms the next timeout */
+		t->rto_ms = MIN(t->rto_ms * 2, (uint32_t)RTO_MAX_MS);
 		tcp_rewind(f);
 		tcp_push(r, f);
 	}
-	t->rto_ms = MIN(t->rto_ms * 2, (uint32_t)RTO_MAX_MS);
 	if (f->used && !f->deadline)
 		tcp_set_deadline(r, f, t->rto_ms);
 	if (f->used)

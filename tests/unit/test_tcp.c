@@ -23,10 +23,8 @@
  * Teardown frees the lab and closes every socket a test made, also when an
  * assertion failed half-way.
  *
- * Checks of known bugs in tcp.c (each described where it is checked) run
- * only with PB_TEST_KNOWN_BUGS=1 in the environment, so that the suite
- * passes until they are fixed; whoever fixes one makes its check
- * unconditional.
+ * Every check runs unconditionally (the bugs this file first found in
+ * tcp.c -- RTO back-off, FIN resend, window accounting -- are fixed).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1366,10 +1364,7 @@ static void test_host_data_window(void **state)
 /*
  * Exponential back-off (RFC 6298 5.5): without ACKs the retransmissions
  * come 200, 400, 800, ... ms apart, at most 10 s.
- *
- * Known bug, skipped unless PB_TEST_KNOWN_BUGS is set: tcp_timer() lets
- * tcp_push() arm the next deadline with the RTO from before it doubles, so
- * the gaps are 200, 200, 400, 800, ... ms (each back-off one step late).
+ * (tcp_timer() doubles the RTO before the resend arms the next timeout.)
  */
 static void test_rto_backoff(void **state)
 {
@@ -1381,8 +1376,6 @@ static void test_rto_backoff(void **state)
 	struct tseg s;
 
 	(void)state;
-	if (!getenv("PB_TEST_KNOWN_BUGS"))
-		skip();
 	l = lab_open("");
 	conn_open(l, &c, 40650, opt_mss_ws, sizeof(opt_mss_ws), 65535);
 	fill(b, sizeof(b), 10, 0);
@@ -1439,10 +1432,9 @@ static void test_host_speaks_first(void **state)
  * guest is told at once (duplicate ACKs and a window update) and its
  * resent data completes the stream, every byte once and in order.
  *
- * Known bug, checked only with PB_TEST_KNOWN_BUGS: when the socket takes
- * nothing more, the window advertised is not 0 (here about 150 KB of 2.9
- * MB): the quarter of SO_SNDBUF kept for the kernel's overhead is not
- * enough, so even a guest within the window has data refused.
+ * When the socket takes nothing more, the window advertised is 0: the
+ * router measures the send buffer's real use (SO_MEMINFO), overhead
+ * included.
  */
 static void test_guest_overruns_window(void **state)
 {
@@ -1482,8 +1474,7 @@ static void test_guest_overruns_window(void **state)
 		stalls = s.ack - base == acked ? stalls + 1 : 0;
 		acked = s.ack - base;
 	}
-	if (getenv("PB_TEST_KNOWN_BUGS"))
-		assert_int_equal(s.wnd, 0);	/* no room, no window */
+	assert_int_equal(s.wnd, 0);	/* no room, no window */
 	assert_true(counter(l, "flows") == 1);
 
 	/* the host reads it all: the router tells the guest it may go on */
@@ -1764,11 +1755,8 @@ static bool c_take_to_fin(struct lab *l, struct conn *c, const char *text,
  * The router's FIN, not acknowledged, is sent again after the RTO; an ACK
  * of the data alone leaves the FIN to resend.
  *
- * Known bug, checked only with PB_TEST_KNOWN_BUGS: a retransmission
- * timeout after the host's EOF resends the data but not the FIN after it
- * (tcp_push_segments() stops when the peek comes back short, before it
- * sees EOF again, and no socket event follows since EOF was seen); the FIN
- * comes only once the guest ACKs the data.
+ * After a retransmission timeout the FIN goes out again right after the
+ * resent data (the resend looks for end of file once more).
  */
 static void test_fin_retransmit(void **state)
 {
@@ -1788,8 +1776,7 @@ static void test_fin_retransmit(void **state)
 	lab_advance(l, 250);
 	c.rcv_nxt = first;
 	fin = c_take_to_fin(l, &c, "last", 4);
-	if (getenv("PB_TEST_KNOWN_BUGS"))
-		assert_true(fin);
+	assert_true(fin);
 	/* the data acknowledged: the FIN follows at once if it was missing */
 	c.rcv_nxt = first + 4;
 	c_ack(l, &c);
