@@ -78,8 +78,8 @@ cat "$WORK/patchbay.out"
 echo "================================================================"
 
 NET="stream,server=off,addr.type=unix,addr.path=$SOCK"
-# guest A: takes the first lease (10.0.2.15), pings the gateway, then
-# serves HTTP until guest B has fetched from it
+# guest A: takes the first lease (10.0.2.15), then serves HTTP until
+# guest B has fetched from it
 tests/qemu/run-guest.sh -q -n "$NET" --mac 52:54:00:00:0a:01 --name demo-a \
 	--log "$WORK/a.log" -a "h_name=guest-a h_listen=80 h_hold=60" &
 A=$!

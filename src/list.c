@@ -142,14 +142,15 @@ static void list_flow(FILE *f, struct pb *pb, const struct router *r,
 		      const struct flow *fl)
 {
 	const struct flow_key *k = &fl->k;
-	bool icmp = k->proto == IPPROTO_ICMP;
+	bool icmp = k->proto == IPPROTO_ICMP || k->proto == IPPROTO_ICMPV6;
 
 	fputs("{\"netdev\":", f);
 	jsonw_str(f, pb->netdevs[r->nd].id);
 	fprintf(f, ",\"proto\":\"%s\"",
 		k->proto == IPPROTO_TCP	  ? "tcp"
 		: k->proto == IPPROTO_UDP ? "udp"
-					  : "icmp");
+		: k->proto == IPPROTO_ICMP ? "icmp"
+					   : "icmpv6");
 	if (k->v6) {
 		put_addr6(f, "guest", &k->gip6, icmp ? -1 : k->gport);
 		put_addr6(f, "remote", &k->rip6, icmp ? -1 : k->rport);

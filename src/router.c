@@ -746,7 +746,9 @@ static void router_input(struct router *r, const uint8_t *frame, size_t len)
 		rdrop(r, RD_NOT_FOR_US);
 		return;
 	}
-	if (eth.type == ETH_P_ARP_)
+	if (!r->ipv4 && (eth.type == ETH_P_ARP_ || eth.type == ETH_P_IP_))
+		rdrop(r, RD_ETHERTYPE);	/* ipv4=off */
+	else if (eth.type == ETH_P_ARP_)
 		arp_input(r, eth.src, c);
 	else if (eth.type == ETH_P_IP_)
 		ip4_input(r, eth.src, eth.dst, c);
@@ -941,11 +943,7 @@ static int user_create(struct pb *pb, struct netdev *nd, const struct opts *o)
 	    (rc = opts_get_uint(o, "max-flows", 16, 1u << 22, FLOWS_DEFAULT,
 				&maxflows, err, errlen)))
 		goto fail;
-	if (!ipv4) {
-		rc = pb__err(pb, -ENOTSUP, "%s: ipv4=off needs IPv6, which is not supported yet",
-			     o->what);
-		goto fail;
-	}
+	r->ipv4 = ipv4;
 	r->loopback_map = lb;
 	r->mtu = (uint16_t)mtu;
 	v = opts_get(o, "net");
@@ -992,8 +990,12 @@ static int user_create(struct pb *pb, struct netdev *nd, const struct opts *o)
 		rc = smb_configure(r, o, err, errlen);
 	if (!rc)
 		rc = ip6_configure(r, o, err, errlen);
+	if (!rc && !r->ipv4 && !r->ip6.enabled)
+		rc = pb__err(pb, -EINVAL, "ipv4=off and ipv6=off leave nothing to route");
 	if (rc) {
-		rc = pb__err(pb, rc, "%s: %s", o->what, err);
+		/* option getters already name the netdev; the others not */
+		if (strncmp(err, o->what, strlen(o->what)))
+			rc = pb__err(pb, rc, "%s: %s", o->what, err);
 		goto fail;
 	}
 	r->flows = calloc(1, sizeof(*r->flows));

@@ -118,6 +118,7 @@ struct router {
 	uint8_t mac[6];
 	uint16_t mtu;
 	bool restricted;
+	bool ipv4;		/* ipv4=off: an IPv6-only router */
 	bool loopback_map;	/* gateway address -> host 127.0.0.1 */
 	struct in_addr outbound; /* bind address for outbound sockets */
 

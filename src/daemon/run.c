@@ -73,6 +73,23 @@ struct run_opts {
 static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2),
 						     noreturn));
 
+/* run's private resolv.conf directory, removed also when we fail (by the
+ * process that made it, not by a child that inherited the name) */
+static char cleanup_dir[64];
+static pid_t cleanup_owner;
+
+static void remove_cleanup_dir(void)
+{
+	char path[96];
+
+	if (!cleanup_dir[0])
+		return;
+	snprintf(path, sizeof(path), "%s/resolv.conf", cleanup_dir);
+	unlink(path);
+	rmdir(cleanup_dir);
+	cleanup_dir[0] = '\0';
+}
+
 static void fatal(const char *fmt, ...)
 {
 	va_list ap;
@@ -82,6 +99,8 @@ static void fatal(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+	if (getpid() == cleanup_owner)
+		remove_cleanup_dir();
 	exit(125);	/* like env(1) and podman: patchbay itself failed */
 }
 
@@ -310,8 +329,9 @@ static void usage_run(void)
 	      "\n"
 	      "Options:\n"
 	      "  --net KEYS        router keys as for -netdev user (repeatable), e.g.\n"
-	      "                    --net hostfwd=tcp:127.0.0.1:8080-:80,,dns-upstream=...\n"
-	      "                    (',' separates keys; write ',,' for a literal comma)\n"
+	      "                    --net hostfwd=tcp:127.0.0.1:8080-:80,dns-upstream=...\n"
+	      "                    (',' separates keys; write ',,' for a comma inside a\n"
+	      "                    value, e.g. a guestfwd command)\n"
 	      "  --ifname NAME     interface in the namespace (default eth0)\n"
 	      "  --capture FILE    pcap of the namespace's traffic\n"
 	      "  --stats-file PATH counters as JSON at exit and on SIGUSR1\n"
@@ -623,6 +643,8 @@ int run_main(int argc, char **argv)
 	/* a resolv.conf for the command, pointing at the router */
 	if (!mkdtemp(dir))
 		fatal("mkdtemp: %s", strerror(errno));
+	snprintf(cleanup_dir, sizeof(cleanup_dir), "%s", dir);
+	cleanup_owner = getpid();
 	snprintf(resolv, sizeof(resolv), "%s/resolv.conf", dir);
 	f = fopen(resolv, "we");
 	if (!f)
@@ -670,8 +692,7 @@ int run_main(int argc, char **argv)
 	if (o.join)
 		join_del(&o);
 	pb_free(pb);
-	unlink(resolv);
-	rmdir(dir);
+	remove_cleanup_dir();
 	return rc;
 }
 
