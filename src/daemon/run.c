@@ -551,18 +551,59 @@ static void add_tap(pb_t *pb, const struct run_opts *o, int fd)
  * The event loop of run/attach: until the child exits (run), a terminating
  * signal, or exit_fd closing (attach).  Returns the exit status.
  */
+/* The signals the parent takes through a signalfd. */
+static void our_signals(sigset_t *mask)
+{
+	sigemptyset(mask);
+	sigaddset(mask, SIGINT);
+	sigaddset(mask, SIGTERM);
+	sigaddset(mask, SIGHUP);
+	sigaddset(mask, SIGUSR1);
+	sigaddset(mask, SIGCHLD);
+}
+
+/*
+ * Block our signals (they come through serve()'s signalfd), make a socket
+ * pair and fork.  In the child, signals are as they were and *end is its
+ * end of the pair; in the parent, *end is the parent's.  Returns fork()'s
+ * result.
+ */
+static pid_t fork_with_pair(int *end)
+{
+	sigset_t mask;
+	int sv[2];
+	pid_t child;
+
+	our_signals(&mask);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		fatal("socketpair: %s", strerror(errno));
+	child = fork();
+	if (child < 0)
+		fatal("fork: %s", strerror(errno));
+	if (child == 0) {
+		sigset_t none;
+
+		sigemptyset(&none);
+		signal(SIGPIPE, SIG_DFL);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		close(sv[0]);
+		*end = sv[1];
+	} else {
+		close(sv[1]);
+		*end = sv[0];
+	}
+	return child;
+}
+
 static int serve(pb_t *pb, const struct run_opts *o, pid_t child)
 {
 	sigset_t mask;
 	int sfd, status = 0;
 	bool running = true;
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGUSR1);
-	sigaddset(&mask, SIGCHLD);
+	our_signals(&mask);
 	sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (sfd < 0)
 		fatal("signalfd: %s", strerror(errno));
@@ -626,8 +667,7 @@ int run_main(int argc, char **argv)
 	struct pb_router_info ri;
 	struct run_opts o;
 	char dir[] = "/tmp/patchbay-run-XXXXXX", resolv[64];
-	int sv[2], fd, rc;
-	sigset_t mask;
+	int sock, fd, rc;
 	pid_t child;
 	FILE *f;
 
@@ -656,38 +696,17 @@ int run_main(int argc, char **argv)
 	chmod(resolv, 0644);
 	chmod(dir, 0755);
 
-	/* signals are taken through a signalfd; the child restores them */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGUSR1);
-	sigaddset(&mask, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-		fatal("socketpair: %s", strerror(errno));
-	child = fork();
-	if (child < 0)
-		fatal("fork: %s", strerror(errno));
-	if (child == 0) {
-		sigset_t none;
-
-		sigemptyset(&none);
-		signal(SIGPIPE, SIG_DFL);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		close(sv[0]);
-		run_child(&o, &ri, resolv, sv[1]);
-	}
-	close(sv[1]);
-	fd = recv_fd(sv[0]);
+	child = fork_with_pair(&sock);
+	if (child == 0)
+		run_child(&o, &ri, resolv, sock);
+	fd = recv_fd(sock);
 	if (o.join)
 		join_add(&o, fd);
 	else
 		add_tap(pb, &o, fd);
-	if (write(sv[0], "g", 1) != 1)
+	if (write(sock, "g", 1) != 1)
 		fatal("the command's process is gone");
-	close(sv[0]);
+	close(sock);
 	rc = serve(pb, &o, child);
 	if (o.join)
 		join_del(&o);
@@ -700,8 +719,7 @@ int attach_main(int argc, char **argv)
 {
 	struct pb_router_info ri;
 	struct run_opts o;
-	sigset_t mask;
-	int sv[2], fd, status, rc;
+	int sock, fd, status, rc;
 	pid_t child;
 
 	parse(argc, argv, true, &o);
@@ -713,25 +731,11 @@ int attach_main(int argc, char **argv)
 	else
 		pb = make_instance(&o, &ri);
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-		fatal("socketpair: %s", strerror(errno));
-	child = fork();
-	if (child < 0)
-		fatal("fork: %s", strerror(errno));
-	if (child == 0) {
-		close(sv[0]);
-		attach_child(&o, &ri, sv[1]);
-	}
-	close(sv[1]);
-	fd = recv_fd(sv[0]);
-	close(sv[0]);
+	child = fork_with_pair(&sock);
+	if (child == 0)
+		attach_child(&o, &ri, sock);
+	fd = recv_fd(sock);
+	close(sock);
 	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
 		;
 	if (o.join)
