@@ -75,12 +75,12 @@ static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2),
 
 /* run's private resolv.conf directory, removed also when we fail (by the
  * process that made it, not by a child that inherited the name) */
-static char cleanup_dir[64];
+static char cleanup_dir[PATH_MAX];
 static pid_t cleanup_owner;
 
 static void remove_cleanup_dir(void)
 {
-	char path[96];
+	char path[PATH_MAX + 16];
 
 	if (!cleanup_dir[0])
 		return;
@@ -666,7 +666,8 @@ int run_main(int argc, char **argv)
 {
 	struct pb_router_info ri;
 	struct run_opts o;
-	char dir[] = "/tmp/patchbay-run-XXXXXX", resolv[64];
+	const char *tmp = getenv("TMPDIR");
+	char dir[PATH_MAX], resolv[PATH_MAX + 16];
 	int sock, fd, rc;
 	pid_t child;
 	FILE *f;
@@ -681,6 +682,9 @@ int run_main(int argc, char **argv)
 		pb = make_instance(&o, &ri);
 
 	/* a resolv.conf for the command, pointing at the router */
+	if (!tmp || !*tmp || strlen(tmp) > sizeof(dir) - 32)
+		tmp = "/tmp";
+	snprintf(dir, sizeof(dir), "%s/patchbay-run-XXXXXX", tmp);
 	if (!mkdtemp(dir))
 		fatal("mkdtemp: %s", strerror(errno));
 	snprintf(cleanup_dir, sizeof(cleanup_dir), "%s", dir);

@@ -102,15 +102,24 @@ def test_run_configures_namespace(root):
     assert "10.0.2.3" not in open("/etc/resolv.conf").read()
 
 
-def test_run_leaves_nothing_behind(root):
+def test_run_leaves_nothing_behind(root, tmp_path):
+    """No interface, no temporary file (run honours $TMPDIR: a private one
+    here, so that other test runs on the machine do not interfere) and no
+    process is left once the command has ended."""
     links = pb.run(["ip", "-o", "link"]).stdout
-    netns = _listdir("/run/netns")
-    runs = set(glob.glob("/tmp/patchbay-run-*"))
-    r = run_pb(["run", "--", "sh", "-c", "sleep 0.1 & exit 0"])
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    r = run_pb(["run", "--", "sh", "-c", "sleep 0.1 & exit 0"],
+               env=dict(os.environ, TMPDIR=str(tmp)))
     assert r.returncode == 0
     assert pb.run(["ip", "-o", "link"]).stdout == links
-    assert _listdir("/run/netns") == netns
-    assert set(glob.glob("/tmp/patchbay-run-*")) == runs
+    assert list(tmp.iterdir()) == []
+    # a failing --join cleans up too
+    r = run_pb(["run", "--join", str(tmp_path / "none.sock"), "--address",
+                "10.0.2.50/24", "--", "true"],
+               env=dict(os.environ, TMPDIR=str(tmp)))
+    assert r.returncode == 125
+    assert list(tmp.iterdir()) == []
     # no patchbay process of ours is left
     mine = pb.run(["pgrep", "-P", str(os.getpid()), "-x", "patchbay"],
                   check=False)
