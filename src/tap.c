@@ -42,6 +42,7 @@
 #include "sockaddr.h"
 
 #define VNET_HDR_LEN ((int)sizeof(struct virtio_net_hdr_v1))
+#define TAP_BATCHES 8
 
 struct tap_port {
 	char ifname[IFNAMSIZ];
@@ -49,14 +50,15 @@ struct tap_port {
 	bool vnet_hdr;
 };
 
-static void tap_event(struct pb *pb, struct port *p, uint32_t events)
+/* One batch: read up to RX_BATCH frames, feed them, flush.  Returns how
+ * many were read (less than RX_BATCH: the queue is empty or the port died). */
+static int tap_batch(struct pb *pb, struct port *p)
 {
 	struct tap_port *tp = p->priv;
 	size_t hl = tp->vnet_hdr ? VNET_HDR_LEN : 0;
 	size_t len[RX_BATCH];
 	int n = 0;
 
-	(void)events;
 	for (; n < RX_BATCH; n++) {
 		ssize_t r = read(p->fd, pb_rx_slot(pb, (unsigned)n),
 				 FRAME_MAX_ALIGNED);
@@ -91,6 +93,17 @@ static void tap_event(struct pb *pb, struct port *p, uint32_t events)
 		seg_input(pb, p, f + hl, len[i] - hl);
 	}
 	seg_flush(pb);
+	return n;
+}
+
+/* Drain the TAP's queue (a few batches): the guest's ACKs must not wait
+ * behind our own output, or its queue overflows while we write. */
+static void tap_event(struct pb *pb, struct port *p, uint32_t events)
+{
+	(void)events;
+	for (int k = 0; k < TAP_BATCHES && !p->dead; k++)
+		if (tap_batch(pb, p) < RX_BATCH)
+			break;
 }
 
 static void tap_flush(struct pb *pb, struct port *p)

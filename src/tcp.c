@@ -74,6 +74,9 @@
 #define LINGER_NS (2 * NS_PER_SEC)
 #define OUR_WSCALE 7
 #define PUSH_SEGS 32		/* segments per peek */
+#define PUSH_MAX_SEGS 128	/* per push: the socket's EPOLLIN brings us
+				 * back for the rest, after the guest's ACKs
+				 * (and everyone else) had their turn */
 #define NOPEEK_MAX 65536	/* in flight without SO_PEEK_OFF */
 #define DEFAULT_MSS 536		/* RFC 9293 3.7.1 when no option */
 
@@ -412,8 +415,10 @@ static void tcp_push_segments(struct router *r, struct flow *f)
 {
 	struct tcp_conn *t = &f->tcp;
 	static uint8_t skip[NOPEEK_MAX];
+	unsigned pushed = 0;
 
-	while (t->state == TS_ESTABLISHED && f->fd >= 0 && !t->fin_sent) {
+	while (t->state == TS_ESTABLISHED && f->fd >= 0 && !t->fin_sent &&
+	       pushed < PUSH_MAX_SEGS) {
 		uint32_t in_flight = t->snd_nxt - t->snd_una;
 		uint32_t avail = t->snd_wnd > in_flight ? t->snd_wnd - in_flight
 							 : 0;
@@ -515,6 +520,7 @@ static void tcp_push_segments(struct router *r, struct flow *f)
 		}
 		if (seq_lt(t->snd_max, t->snd_nxt))
 			t->snd_max = t->snd_nxt;
+		pushed += used;
 		if (!f->deadline)
 			tcp_set_deadline(r, f, t->rto_ms);
 		/* the queue is drained; if we know end of file follows (a
@@ -800,6 +806,15 @@ void tcp_input(struct router *r, const struct ip4_view *ip)
 			tcp_free(r, f);
 		return;	/* a retransmitted SYN: still connecting */
 	case TS_LINGER:
+		if ((s.flags & (TH_SYN | TH_ACK | TH_RST)) == TH_SYN &&
+		    seq_lt(t->rcv_nxt, s.seq)) {
+			/* A new connection on the same ports (guests reuse
+			 * them at once): the old one is over on both sides,
+			 * so, as TIME-WAIT may (RFC 6191), start afresh. */
+			tcp_free(r, f);
+			tcp_open(r, ip, &s, &k);
+			return;
+		}
 		if (s.flags & TH_FIN)
 			tcp_ctl(r, f, TH_ACK, t->snd_nxt);
 		return;

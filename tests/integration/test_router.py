@@ -1617,3 +1617,42 @@ def test_syn_flood_past_max_flows(tmp_path):
             assert size == n and got == gen_sha256(3, n)
     finally:
         hs.close()
+
+
+# --------------------------------------------------------------------------
+# A guest that reuses its source port at once (as Linux may right after a
+# close): the lingering flow of the old connection must not delay the new
+# one (RFC 6191 accepts a new SYN in TIME-WAIT).
+
+
+def test_port_reuse_right_after_close(tmp_path):
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    port = srv.getsockname()[1]
+    try:
+        with RouterLab(tmp_path) as lab:
+            sport = pb.free_port()
+            for k in range(5):
+                c = lab.sock(0)
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                c.bind(("0.0.0.0", sport))
+                c.settimeout(5)
+                t0 = time.monotonic()
+                c.connect((GW, port))
+                dt = time.monotonic() - t0
+                a, _ = srv.accept()
+                c.sendall(b"round %d" % k)
+                assert a.recv(100) == b"round %d" % k
+                # the host closes first (so the guest's side does not
+                # stay in TIME-WAIT and may bind the port again); both
+                # FINs done, the router's flow lingers
+                a.close()
+                assert c.recv(100) == b""
+                c.close()
+                # without the TIME-WAIT rule the next SYN would wait for
+                # the guest's 1 s retransmission
+                assert dt < 0.5, "connect %d took %.2fs" % (k, dt)
+    finally:
+        srv.close()
