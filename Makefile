@@ -28,7 +28,7 @@ LIB := $(BUILD)/libpatchbay.a
 BIN := $(BUILD)/patchbay
 
 .PHONY: all check check-unit check-integration asan-check install clean \
-	unit-bins format fuzz fuzz-check ci
+	unit-bins format fuzz fuzz-check ci lint
 
 all: $(BIN) $(LIB)
 
@@ -69,8 +69,16 @@ check-integration: $(BIN)
 
 check: all check-unit check-integration
 
-# What CI runs: the suite, the suite again under ASan+UBSan, the fuzzers.
-ci: check asan-check fuzz-check
+# Static analysis: cppcheck; suppressions are inline (cppcheck-suppress, each
+# with its reason beside it); any finding fails.
+lint:
+	cppcheck --std=c11 --enable=warning,portability,performance \
+		--inline-suppr -D_GNU_SOURCE -Iinclude -Isrc --quiet \
+		--error-exitcode=1 src src/daemon
+
+# What CI runs: static analysis, the suite, the suite again under
+# ASan+UBSan, the fuzzers.
+ci: lint check asan-check fuzz-check
 
 # The whole suite again with AddressSanitizer + UndefinedBehaviorSanitizer.
 asan-check:
