@@ -47,6 +47,8 @@
 
 #include <cmocka.h>
 
+#include "stats_json.h"
+
 #include "flow.h"
 #include "netdev.h"
 #include "patchbay.h"
@@ -534,36 +536,7 @@ static void expect_none(struct lab *l)
  * the white space outside strings removed. */
 static char *lab_stats(struct lab *l)
 {
-	static char buf[1 << 16];
-	int fd = memfd_create("stats", 0);
-	bool in_str = false, esc = false;
-	ssize_t n;
-	size_t o = 0;
-
-	assert_true(fd >= 0);
-	assert_int_equal(pb_stats_json(l->pb, fd), 0);
-	n = pread(fd, buf, sizeof(buf) - 1, 0);
-	close(fd);
-	assert_true(n > 0 && (size_t)n < sizeof(buf) - 1);
-	for (ssize_t i = 0; i < n; i++) {
-		char c = buf[i];
-
-		if (in_str) {
-			if (esc)
-				esc = false;
-			else if (c == '\\')
-				esc = true;
-			else if (c == '"')
-				in_str = false;
-		} else if (c == '"') {
-			in_str = true;
-		} else if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
-			continue;
-		}
-		buf[o++] = c;
-	}
-	buf[o] = '\0';
-	return buf;
+	return stats_compact(l->pb);
 }
 
 /* A number of the router's object (counters and drops by reason). */
