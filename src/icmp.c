@@ -90,6 +90,24 @@ void icmp_send_error_flow(struct router *r, const struct flow *f,
 	uint8_t orig[IP4_HDR + 8] = { 0x45 };
 	uint16_t ck;
 
+	if (f->k.v6) {
+		uint8_t o6[40 + 8] = { 0x60 }, t6, c6;
+
+		if (!icmp_to_icmp6(type, code, &t6, &c6))
+			return;
+		o6[5] = 8;
+		o6[6] = f->k.proto;
+		o6[7] = 64;
+		memcpy(o6 + 8, &f->k.gip6, 16);
+		memcpy(o6 + 24, &f->k.rip6, 16);
+		memcpy(o6 + 40, l4, 8);
+		o6[40] = (uint8_t)(f->k.gport >> 8);
+		o6[41] = (uint8_t)f->k.gport;
+		o6[42] = (uint8_t)(f->k.rport >> 8);
+		o6[43] = (uint8_t)f->k.rport;
+		ip6_error_raw(r, o6, sizeof(o6), t6, c6);
+		return;
+	}
 	orig[3] = sizeof(orig);
 	orig[8] = 64;
 	orig[9] = f->k.proto;

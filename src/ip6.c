@@ -403,24 +403,14 @@ void ip6_send_udp(struct router *r, uint8_t *frame, const struct in6_addr *src,
 		  uint16_t sport, const struct in6_addr *dst, uint16_t dport,
 		  size_t len)
 {
-	uint8_t *u = frame + ETH_HDR + IP6_HDR, mm[6];
+	uint8_t mm[6];
 	size_t ulen = UDP_HDR + len;
 	const uint8_t *mac = ip6_dst_mac(r, dst, mm);
-	uint16_t ck;
 
 	if (!mac)
 		return;
-	u[0] = (uint8_t)(sport >> 8);
-	u[1] = (uint8_t)sport;
-	u[2] = (uint8_t)(dport >> 8);
-	u[3] = (uint8_t)dport;
-	u[4] = (uint8_t)(ulen >> 8);
-	u[5] = (uint8_t)ulen;
-	u[6] = u[7] = 0;
-	ck = csum_fold(csum_add(ip6_pseudo(src, dst, IPPROTO_UDP, ulen), u, ulen));
-	if (!ck)
-		ck = 0xffff;
-	memcpy(u + 6, &ck, 2);
+	udp_fill(frame + ETH_HDR + IP6_HDR, sport, dport, ulen,
+		 ip6_pseudo(src, dst, IPPROTO_UDP, ulen));
 	ip6_emit(r, frame, IPPROTO_UDP, 255, src, dst, ulen, mac);
 }
 

@@ -453,16 +453,34 @@ void ip_fill_key(const struct ip4_view *ip, struct flow_key *k)
 	}
 }
 
-void ip_unreach(struct router *r, const struct ip4_view *ip, uint8_t code)
+bool icmp_to_icmp6(uint8_t type, uint8_t code, uint8_t *type6, uint8_t *code6)
 {
-	static const uint8_t code6[] = {
+	/* unreachable: net -> no route, host -> address, port -> port,
+	 * prohibited -> administratively prohibited (RFC 4443 3.1) */
+	static const uint8_t unreach6[] = {
 		[0] = 0, [1] = 3, [3] = 4, [13] = 1,
 	};
 
-	if (ip->v6)
-		ip6_error_raw(r, ip->hdr, ip->len, 1,
-			      code < sizeof(code6) ? code6[code] : 0);
-	else
+	if (type == 3) {
+		*type6 = 1;
+		*code6 = code < sizeof(unreach6) ? unreach6[code] : 0;
+		return true;
+	}
+	if (type == 11) {
+		*type6 = 3;	/* time exceeded, same codes */
+		*code6 = code;
+		return true;
+	}
+	return false;
+}
+
+void ip_unreach(struct router *r, const struct ip4_view *ip, uint8_t code)
+{
+	uint8_t t6, c6;
+
+	if (ip->v6 && icmp_to_icmp6(3, code, &t6, &c6))
+		ip6_error_raw(r, ip->hdr, ip->len, t6, c6);
+	else if (!ip->v6)
 		icmp_send_error(r, ip->hdr, ip->len, 3, code);
 }
 

@@ -249,6 +249,10 @@ void fwd_client_key(const struct router *r, const struct hostfwd *h,
 		    const struct sockaddr_storage *client, struct flow_key *k);
 
 void udp_input(struct router *r, const struct ip4_view *ip);
+/* Write a UDP header at u (the payload follows it) with its checksum over
+ * pseudo (the pseudo-header sum) and the ulen bytes of header and data. */
+void udp_fill(uint8_t *u, uint16_t sport, uint16_t dport, size_t ulen,
+	      uint32_t pseudo);
 /* Send len payload bytes (after the UDP header, at flow_l4off() + 8) to
  * flow k's guest from its remote end. */
 void udp_send_flow(struct router *r, const struct flow_key *k, uint8_t *frame,
@@ -263,7 +267,8 @@ void udp_hostfwd_event(struct router *r, int hidx);
 void udp_timer(struct router *r, struct flow *f, uint64_t now);
 
 void icmp_input(struct router *r, const struct ip4_view *ip);
-/* An ICMP error about flow f's guest packet whose first 8 transport bytes
+/* An ICMP error (IPv4 type and code; for an IPv6 flow the ICMPv6
+ * equivalent) about flow f's guest packet whose first 8 transport bytes
  * were l4 (ports are filled in from the flow). */
 void icmp_send_error_flow(struct router *r, const struct flow *f,
 			  const uint8_t *l4, uint8_t type, uint8_t code);
@@ -290,6 +295,8 @@ void ip_fill_key(const struct ip4_view *ip, struct flow_key *k);
 /* Destination unreachable (ICMP 3/code, or the ICMPv6 equivalent) about a
  * guest packet. */
 void ip_unreach(struct router *r, const struct ip4_view *ip, uint8_t code);
+/* The ICMPv6 error for an ICMP (IPv4) type and code; false if none. */
+bool icmp_to_icmp6(uint8_t type, uint8_t code, uint8_t *type6, uint8_t *code6);
 /* Map an IPv6 destination to the host address to use (cf. router_map_dst). */
 int router_map_dst6(struct router *r, const struct in6_addr *dst,
 		    struct in6_addr *out);

@@ -930,27 +930,6 @@ void tcp_input(struct router *r, const struct ip4_view *ip)
 
 /* ---- host socket events and timers ------------------------------------------------- */
 
-/* ICMPv6 destination unreachable (code) about an IPv6 flow's SYN,
- * quoting a rebuilt header of it. */
-static void tcp_unreach6(struct router *r, const struct flow *f, uint8_t code)
-{
-	uint8_t orig[40 + TCP_HDR] = { 0x60 };
-
-	orig[5] = TCP_HDR;
-	orig[6] = IPPROTO_TCP;
-	orig[7] = 64;
-	memcpy(orig + 8, &f->k.gip6, 16);
-	memcpy(orig + 24, &f->k.rip6, 16);
-	orig[40] = (uint8_t)(f->k.gport >> 8);
-	orig[41] = (uint8_t)f->k.gport;
-	orig[42] = (uint8_t)(f->k.rport >> 8);
-	orig[43] = (uint8_t)f->k.rport;
-	put_be32(orig + 44, f->tcp.rcv_nxt - 1);
-	orig[52] = (TCP_HDR / 4) << 4;
-	orig[53] = TH_SYN;
-	ip6_error_raw(r, orig, sizeof(orig), 1, code);
-}
-
 void tcp_flow_event(struct router *r, struct flow *f, uint32_t events)
 {
 	struct tcp_conn *t = &f->tcp;
@@ -971,11 +950,8 @@ void tcp_flow_event(struct router *r, struct flow *f, uint32_t events)
 				uint8_t l4[8];
 
 				put_be32(l4 + 4, t->rcv_nxt - 1); /* SYN seq */
-				if (f->k.v6)
-					tcp_unreach6(r, f, err == ENETUNREACH ? 0 : 3);
-				else
-					icmp_send_error_flow(r, f, l4, 3,
-							     err == ENETUNREACH ? 0 : 1);
+				icmp_send_error_flow(r, f, l4, 3,
+						     err == ENETUNREACH ? 0 : 1);
 			}
 			tcp_free(r, f);
 			return;

@@ -31,12 +31,10 @@
 #define UDP_IDLE_NS (60 * NS_PER_SEC)
 #define UDP_BATCH 32
 
-void udp_send_to_guest(struct router *r, uint8_t *frame, uint32_t src,
-			 uint16_t sport, uint32_t dst, uint16_t dport,
-			 size_t len)
+void udp_fill(uint8_t *u, uint16_t sport, uint16_t dport, size_t ulen,
+	      uint32_t pseudo)
 {
-	uint8_t *u = frame + ETH_HDR + IP4_HDR;
-	uint16_t ulen = (uint16_t)(UDP_HDR + len), ck;
+	uint16_t ck;
 
 	u[0] = (uint8_t)(sport >> 8);
 	u[1] = (uint8_t)sport;
@@ -45,36 +43,35 @@ void udp_send_to_guest(struct router *r, uint8_t *frame, uint32_t src,
 	u[4] = (uint8_t)(ulen >> 8);
 	u[5] = (uint8_t)ulen;
 	u[6] = u[7] = 0;
-	ck = csum_fold(csum_add(csum_pseudo4(src, dst, IPPROTO_UDP, ulen), u,
-				ulen));
+	ck = csum_fold(csum_add(pseudo, u, ulen));
 	if (ck == 0)
-		ck = 0xffff;
+		ck = 0xffff;	/* 0 means "no checksum" (RFC 768) */
 	memcpy(u + 6, &ck, 2);
+}
+
+void udp_send_to_guest(struct router *r, uint8_t *frame, uint32_t src,
+			 uint16_t sport, uint32_t dst, uint16_t dport,
+			 size_t len)
+{
+	uint16_t ulen = (uint16_t)(UDP_HDR + len);
+
+	udp_fill(frame + ETH_HDR + IP4_HDR, sport, dport, ulen,
+		 csum_pseudo4(src, dst, IPPROTO_UDP, ulen));
 	router_send_ip4(r, frame, IPPROTO_UDP, src, dst, ulen, 0);
 }
 
 void udp_send_flow(struct router *r, const struct flow_key *k, uint8_t *frame,
 		   size_t len)
 {
-	uint8_t *u = frame + flow_l4off(k);
-	uint16_t ulen = (uint16_t)(UDP_HDR + len), ck;
+	uint16_t ulen = (uint16_t)(UDP_HDR + len);
 
 	if (!k->v6) {
 		udp_send_to_guest(r, frame, k->rip, k->rport, k->gip, k->gport,
 				  len);
 		return;
 	}
-	u[0] = (uint8_t)(k->rport >> 8);
-	u[1] = (uint8_t)k->rport;
-	u[2] = (uint8_t)(k->gport >> 8);
-	u[3] = (uint8_t)k->gport;
-	u[4] = (uint8_t)(ulen >> 8);
-	u[5] = (uint8_t)ulen;
-	u[6] = u[7] = 0;
-	ck = csum_fold(csum_add(flow_pseudo(k, IPPROTO_UDP, ulen), u, ulen));
-	if (ck == 0)
-		ck = 0xffff;
-	memcpy(u + 6, &ck, 2);
+	udp_fill(frame + flow_l4off(k), k->rport, k->gport, ulen,
+		 flow_pseudo(k, IPPROTO_UDP, ulen));
 	flow_send(r, k, frame, IPPROTO_UDP, ulen);
 }
 
@@ -234,23 +231,14 @@ static void udp_errors(struct router *r, struct flow *f)
 	}
 }
 
-/* Port unreachable for an IPv6 flow: the host socket said ECONNREFUSED;
- * quote a rebuilt header of the guest's datagram. */
+/* Port unreachable for an IPv6 flow: the host socket said ECONNREFUSED
+ * (IPv6 sockets have no error queue here). */
 static void udp_unreach6(struct router *r, struct flow *f)
 {
-	uint8_t orig[40 + UDP_HDR] = { 0x60 };
+	uint8_t l4[8] = { 0 };
 
-	orig[5] = UDP_HDR;
-	orig[6] = IPPROTO_UDP;
-	orig[7] = 64;
-	memcpy(orig + 8, &f->k.gip6, 16);
-	memcpy(orig + 24, &f->k.rip6, 16);
-	orig[40] = (uint8_t)(f->k.gport >> 8);
-	orig[41] = (uint8_t)f->k.gport;
-	orig[42] = (uint8_t)(f->k.rport >> 8);
-	orig[43] = (uint8_t)f->k.rport;
-	orig[45] = UDP_HDR;
-	ip6_error_raw(r, orig, sizeof(orig), 1, 4);
+	l4[5] = UDP_HDR;	/* UDP length; no checksum */
+	icmp_send_error_flow(r, f, l4, 3, 3);
 }
 
 void udp_flow_event(struct router *r, struct flow *f, uint32_t events)
