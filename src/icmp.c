@@ -175,7 +175,7 @@ void icmp_input(struct router *r, const struct ip4_view *ip)
 		rdrop(r, RD_L4_MALFORMED);
 		return;
 	}
-	if (csum_bad(csum_fold(csum_add(0, msg.p, msg.rem)))) {
+	if (!ip->csum_ok && csum_bad(csum_fold(csum_add(0, msg.p, msg.rem)))) {
 		rdrop(r, RD_L4_CSUM);
 		return;
 	}

@@ -380,6 +380,11 @@ uint32_t ip6_pseudo(const struct in6_addr *src, const struct in6_addr *dst,
 	return csum_add(0, ph, 40);
 }
 
+const uint8_t *ip6_neigh_mac(const struct router *r, const struct in6_addr *a)
+{
+	return neigh6_lookup(r, a);
+}
+
 /* Where to send a packet for dst: a multicast MAC, or the neighbour's
  * (NULL, with a solicitation sent, if unknown). */
 static const uint8_t *ip6_dst_mac(struct router *r, const struct in6_addr *dst,
@@ -583,7 +588,8 @@ static void icmp6_input(struct router *r, const struct ip6_view *ip)
 	const uint8_t *m = cur_peek(&c, 4);
 	const uint8_t *lla;
 
-	if (!m || csum_bad(icmp6_csum(&ip->src, &ip->dst, c.p, c.rem))) {
+	if (!m || (!r->rx_csum_ok &&
+		   csum_bad(icmp6_csum(&ip->src, &ip->dst, c.p, c.rem)))) {
 		s->st.malformed++;
 		return;
 	}
@@ -699,9 +705,10 @@ static bool ip6_dhcp(struct router *r, const struct ip6_view *ip,
 	if (!u || u[2] != 2 || u[3] != 0x23)
 		return false;
 	if (ulen < UDP_HDR || !cur_trim(&p, ulen) ||
-	    csum_bad(csum_fold(csum_add(ip6_pseudo(&ip->src, &ip->dst,
+	    (!r->rx_csum_ok &&
+	     csum_bad(csum_fold(csum_add(ip6_pseudo(&ip->src, &ip->dst,
 						   IPPROTO_UDP, ulen),
-					p.p, p.rem)))) {
+					p.p, p.rem))))) {
 		r->ip6.st.malformed++;
 		return true;
 	}
@@ -724,7 +731,7 @@ static void ip6_echo_out(struct router *r, const struct ip6_view *ip)
 	int rc;
 
 	if (!m || m[0] != ICMP6_ECHO_REQUEST ||
-	    csum_bad(icmp6_csum(&ip->src, &ip->dst, ip->l4.p, ip->l4.rem))) {
+	    (!r->rx_csum_ok && csum_bad(icmp6_csum(&ip->src, &ip->dst, ip->l4.p, ip->l4.rem)))) {
 		r->ip6.st.other++;
 		return;
 	}
@@ -805,6 +812,7 @@ static void ip6_translate(struct router *r, const struct ip6_view *ip)
 	v.hlen = IP6_HDR;
 	v.len = ip->len;
 	v.src_mac = ip->src_mac;
+	v.csum_ok = r->rx_csum_ok;
 	v.l4 = ip->l4;
 	if (ip->proto == IPPROTO_TCP)
 		tcp_input(r, &v);

@@ -66,6 +66,8 @@ static void pb_free_tables(struct pb *pb)
 		munmap(pb->rxbuf, RXBUF_SIZE);
 	if (pb->defbuf)
 		munmap(pb->defbuf, DEFBUF_SIZE);
+	if (pb->gsobuf)
+		munmap(pb->gsobuf, GSOBUF_SIZE);
 	free(pb->ports);
 	free(pb->netdevs);
 	free(pb->segs);
@@ -96,9 +98,10 @@ int pb_new(const struct pb_config *cfg, pb_t **out)
 	pb->dirty = calloc(pb->max_ports, sizeof(*pb->dirty));
 	pb->rxbuf = lazy_alloc(RXBUF_SIZE);
 	pb->defbuf = lazy_alloc(DEFBUF_SIZE);
+	pb->gsobuf = lazy_alloc(GSOBUF_SIZE);
 	err = -ENOMEM;
 	if (!pb->ports || !pb->netdevs || !pb->segs || !pb->dirty ||
-	    !pb->rxbuf || !pb->defbuf)
+	    !pb->rxbuf || !pb->defbuf || !pb->gsobuf)
 		goto fail;
 	for (int i = 0; i < MAX_CAPTURES; i++)
 		pb->caps[i].fd = -1;

@@ -49,6 +49,7 @@ enum drop_reason {
 	DROP_LINK_DOWN,		/* port administratively down */
 	DROP_BAD_VNET_HDR,	/* TAP virtio-net header malformed */
 	DROP_DEFERRED_FULL,	/* re-entrant send with no free buffer */
+	DROP_BAD_OFFLOAD,	/* offload request we cannot carry out */
 	DROP_REASON_MAX,
 };
 
@@ -83,9 +84,38 @@ struct port_ops {
 	void (*close)(struct pb *pb, struct port *p);
 };
 
+/*
+ * Offload state of a frame, beside it on its way across a segment: what a
+ * virtio-net header says (the values are virtio's).  A frame may leave its
+ * L4 checksum to be finished (FM_NEEDS_CSUM: the field holds the pseudo-
+ * header sum, the sum over [csum_start, end) goes at csum_start +
+ * csum_offset), and a TCP frame may be a super-segment that stands for
+ * gso_size-byte segments (gso_type).  Ports say in port.offloads what they
+ * take; for the others port_enqueue() finishes the work in software.
+ */
+#define FM_NEEDS_CSUM 1		/* VIRTIO_NET_HDR_F_NEEDS_CSUM */
+#define FM_DATA_VALID 2		/* VIRTIO_NET_HDR_F_DATA_VALID */
+#define FM_GSO_NONE 0
+#define FM_GSO_TCPV4 1
+#define FM_GSO_TCPV6 4
+#define FM_GSO_ECN 0x80
+
+struct frame_meta {
+	uint8_t flags;
+	uint8_t gso_type;
+	uint16_t hdr_len, gso_size, csum_start, csum_offset;
+};
+
+/* port.offloads */
+#define PORT_OFF_CSUM 1		/* takes FM_NEEDS_CSUM frames */
+#define PORT_OFF_TSO4 2		/* takes FM_GSO_TCPV4 */
+#define PORT_OFF_TSO6 4		/* takes FM_GSO_TCPV6 */
+#define PORT_OFF_ECN 8		/* takes FM_GSO_ECN */
+
 struct txq_entry {
 	const uint8_t *p;
 	uint32_t len;
+	struct frame_meta m;
 };
 
 struct port {
@@ -93,6 +123,7 @@ struct port {
 	bool dead;
 	bool dirty;		/* on pb->dirty list */
 	bool link_down;
+	uint8_t offloads;	/* PORT_OFF_*: what this port takes as is */
 	uint32_t gen;
 	char name[PB_NAME_MAX];
 	char peer[PB_PEER_MAX];
@@ -102,6 +133,8 @@ struct port {
 	const struct port_ops *ops;
 	void *priv;		/* backend state, allocated at creation */
 	uint64_t rx_frames, rx_bytes, tx_frames, tx_bytes;
+	uint64_t tx_offloaded;	/* queued with offloads left to the backend */
+	uint64_t tx_soft;	/* frames made in software for it (gso.c) */
 	uint64_t drops[DROP_REASON_MAX];
 	uint32_t txn;
 	struct txq_entry txq[TX_BATCH];
@@ -188,8 +221,14 @@ struct pb {
 	uint32_t ndef;
 	uint32_t def_half;	/* which half of defbuf new frames use */
 
+	/* frames port_enqueue() segments or checksums for a port without
+	 * offloads, sent before the next super-segment reuses it */
+	uint8_t *gsobuf;	/* GSOBUF_SIZE */
+
 	uint64_t stats_seq;
 };
+
+#define GSOBUF_SIZE ((size_t)2 * FRAME_MAX_ALIGNED)
 
 /* Record a detailed message for pb_errmsg() and return err. */
 int pb__err(struct pb *pb, int err, const char *fmt, ...)

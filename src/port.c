@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "capture.h"
+#include "gso.h"
 #include "netdev.h"
 #include "port.h"
 #include "seg.h"
@@ -20,6 +21,7 @@ const char *const drop_reason_names[DROP_REASON_MAX] = {
 	[DROP_LINK_DOWN] = "link_down",
 	[DROP_BAD_VNET_HDR] = "bad_vnet_hdr",
 	[DROP_DEFERRED_FULL] = "deferred_full",
+	[DROP_BAD_OFFLOAD] = "bad_offload",
 };
 static_assert(ARRAY_SIZE(drop_reason_names) == DROP_REASON_MAX,
 	      "a drop reason lacks a name");
@@ -153,13 +155,53 @@ void port_count_tx(struct port *p, uint32_t first, uint32_t n)
 	}
 }
 
-void port_enqueue(struct pb *pb, struct port *p, const uint8_t *frame,
-		  size_t len)
+/* p cannot take the frame's offloads: finish them here (segments and
+ * checksums into pb->gsobuf), queue the results, and send them before the
+ * buffer is reused. */
+static void port_enqueue_soft(struct pb *pb, struct port *p,
+			      const uint8_t *frame, size_t len,
+			      const struct frame_meta *m)
 {
+	struct gso_plan pl;
+	size_t used = 0;
+
+	if (gso_plan(frame, len, m, &pl) < 0) {
+		port_drop(pb, p, DROP_BAD_OFFLOAD);
+		return;
+	}
+	for (unsigned i = 0; i < pl.nseg && !p->dead; i++) {
+		size_t room = pl.gso ? pl.hdr + pl.mss : len;
+
+		if (used + room > GSOBUF_SIZE) {
+			p->ops->flush(pb, p);
+			p->txn = 0;
+			used = 0;
+		}
+		size_t n = gso_segment(frame, len, m, &pl, i, pb->gsobuf + used);
+
+		port_enqueue(pb, p, pb->gsobuf + used, n, NULL);
+		p->tx_soft++;
+		used += (n + 63) & ~(size_t)63;
+	}
+	if (p->txn && !p->dead)
+		p->ops->flush(pb, p);
+	p->txn = 0;
+}
+
+void port_enqueue(struct pb *pb, struct port *p, const uint8_t *frame,
+		  size_t len, const struct frame_meta *m)
+{
+	static const struct frame_meta plain;
+
 	if (p->dead)
 		return;
 	if (p->link_down) {
 		port_drop(pb, p, DROP_LINK_DOWN);
+		return;
+	}
+	if (m && (m->flags & FM_NEEDS_CSUM || m->gso_type) &&
+	    !gso_port_takes(p->offloads, m)) {
+		port_enqueue_soft(pb, p, frame, len, m);
 		return;
 	}
 	if (p->txn == TX_BATCH) {
@@ -171,6 +213,9 @@ void port_enqueue(struct pb *pb, struct port *p, const uint8_t *frame,
 	capture_frame(pb, pb->netdevs[p->netdev].capture, frame, len);
 	p->txq[p->txn].p = frame;
 	p->txq[p->txn].len = (uint32_t)len;
+	p->txq[p->txn].m = m ? *m : plain;
+	if (m && (m->flags & FM_NEEDS_CSUM || m->gso_type))
+		p->tx_offloaded++;
 	p->txn++;
 	if (!p->dirty) {
 		p->dirty = true;

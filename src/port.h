@@ -26,9 +26,10 @@ static inline uint32_t port_index(const struct pb *pb, const struct port *p)
 struct port *port_get(struct pb *pb, uint32_t idx, uint32_t gen);
 
 /* Queue frame for output in this round (flushes first if the queue is
- * full). */
+ * full).  m (or NULL) is its offload state: what p cannot take is done
+ * here in software. */
 void port_enqueue(struct pb *pb, struct port *p, const uint8_t *frame,
-		  size_t len);
+		  size_t len, const struct frame_meta *m);
 /* Count a dropped frame and log it (rate-limited). */
 void port_drop(struct pb *pb, struct port *p, enum drop_reason why);
 

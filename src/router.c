@@ -203,12 +203,37 @@ void router_round_end(struct pb *pb)
 static void router_emit(struct router *r, uint8_t *frame, size_t len)
 {
 	r->st.frames_out++;
-	seg_input(r->pb, r->port, frame, len);
+	seg_input_m(r->pb, r->port, frame, len, r->tx_meta);
 }
 
 void router_emit_frame(struct router *r, uint8_t *frame, size_t len)
 {
-	seg_input(r->pb, r->port, frame, len);
+	seg_input_m(r->pb, r->port, frame, len, r->tx_meta);
+}
+
+uint8_t router_peer_offloads(struct router *r, const uint8_t *mac)
+{
+	struct pb *pb = r->pb;
+	struct segment *s = &pb->segs[r->port->seg];
+	uint8_t off = 0xff;
+
+	if (s->type == SEG_SWITCH) {
+		uint32_t gen;
+		int64_t idx = fdb_lookup(&s->fdb, mac, pb_now(pb), &gen);
+		struct port *p = idx >= 0 ? port_get(pb, (uint32_t)idx, gen)
+					  : NULL;
+
+		if (p)
+			return p->offloads;
+	}
+	/* flooded: what every other member takes */
+	for (uint32_t i = 0; i < s->nmembers; i++) {
+		struct port *p = &pb->ports[s->members[i]];
+
+		if (p != r->port)
+			off &= p->offloads;
+	}
+	return off == 0xff ? 0 : off;
 }
 
 static void arp_request(struct router *r, uint32_t target)
@@ -288,7 +313,7 @@ static int ip4_send(struct router *r, uint8_t *frame, uint8_t proto,
 	memcpy(frame + 6, r->mac, 6);
 	frame[12] = 0x08;
 	frame[13] = 0x00;
-	if (total <= r->mtu) {
+	if (total <= r->mtu || (r->tx_meta && r->tx_meta->gso_type)) {
 		/* TCP segments are sized to fit: let the guest's path MTU
 		 * discovery see DF, as from a real router. */
 		ip4_header(frame + ETH_HDR, tos, (uint16_t)total, id,
@@ -424,6 +449,14 @@ uint32_t flow_pseudo(const struct flow_key *k, uint8_t proto, size_t len)
 	return csum_pseudo4(k->rip, k->gip, proto, (uint16_t)len);
 }
 
+uint8_t flow_peer_offloads(struct router *r, const struct flow_key *k)
+{
+	const uint8_t *mac = k->v6 ? ip6_neigh_mac(r, &k->gip6)
+				   : router_neigh_lookup(r, k->gip);
+
+	return mac ? router_peer_offloads(r, mac) : 0;
+}
+
 int flow_send(struct router *r, const struct flow_key *k, uint8_t *frame,
 	      uint8_t proto, size_t l4len)
 {
@@ -435,6 +468,8 @@ int flow_send(struct router *r, const struct flow_key *k, uint8_t *frame,
 bool ip_l4_csum_bad(const struct ip4_view *ip, uint8_t proto,
 		    const uint8_t *p, size_t len)
 {
+	if (ip->csum_ok)
+		return false;
 	uint32_t ph = ip->v6 ? ip6_pseudo(&ip->src6, &ip->dst6, proto, len)
 			     : csum_pseudo4(ip->src, ip->dst, proto,
 					    (uint16_t)len);
@@ -690,6 +725,7 @@ static void ip4_input(struct router *r, const uint8_t *src_mac,
 	ip.hlen = hlen;
 	ip.len = total;
 	ip.src_mac = src_mac;
+	ip.csum_ok = r->rx_csum_ok;
 	router_neigh_learn(r, ip.src, src_mac);
 	/* A guest may only speak from an address of the segment (or 0.0.0.0
 	 * for DHCP); anything else is spoofed. */
@@ -781,8 +817,13 @@ static void router_port_flush(struct pb *pb, struct port *p)
 {
 	struct router *r = router_get(pb, (uint32_t)p->netdev);
 
-	for (uint32_t i = 0; i < p->txn; i++)
+	for (uint32_t i = 0; i < p->txn; i++) {
+		/* a TAP's TCP super-segments and unfinished checksums come
+		 * as they are (the router port takes every offload) */
+		r->rx_csum_ok = p->txq[i].m.flags & (FM_NEEDS_CSUM | FM_DATA_VALID);
 		router_input(r, p->txq[i].p, p->txq[i].len);
+	}
+	r->rx_csum_ok = false;
 	port_count_tx(p, 0, p->txn);
 	p->txn = 0;
 	tcp_send_acks(r);
@@ -1038,6 +1079,9 @@ static int user_create(struct pb *pb, struct netdev *nd, const struct opts *o)
 	if (rc)
 		goto fail;
 	r->port = port_new(pb, (int)r->nd, nd->seg, &router_port_ops, -1, NULL);
+	if (r->port)
+		r->port->offloads = PORT_OFF_CSUM | PORT_OFF_TSO4 |
+				    PORT_OFF_TSO6 | PORT_OFF_ECN;
 	if (!r->port) {
 		rc = pb__err(pb, -ENOSPC, "%s: too many ports", o->what);
 		goto fail;

@@ -143,6 +143,10 @@ struct router {
 	size_t slot_size;
 	unsigned arena_used;
 
+	bool rx_csum_ok;	/* the frame being input: ip4_view.csum_ok */
+	/* offloads of the frame being emitted (NULL: a plain frame) */
+	const struct frame_meta *tx_meta;
+
 	int timer;		/* housekeeping tick */
 	uint64_t next_slow;	/* next idle/ageing sweep */
 	uint16_t ip_id;
@@ -204,6 +208,13 @@ static inline void rdrop(struct router *r, enum rdrop why)
 
 /* Hand a finished frame (an router_alloc() buffer) to the segment. */
 void router_emit_frame(struct router *r, uint8_t *frame, size_t len);
+/* What the port(s) behind mac take of offloads (PORT_OFF_*): frames to it
+ * may be built as super-segments, checksums left unfinished. */
+uint8_t router_peer_offloads(struct router *r, const uint8_t *mac);
+/* The same for the guest of a flow (0 if its MAC is not known). */
+uint8_t flow_peer_offloads(struct router *r, const struct flow_key *k);
+/* The MAC of an IPv6 neighbour we know, or NULL. */
+const uint8_t *ip6_neigh_mac(const struct router *r, const struct in6_addr *a);
 
 /* Flush what was built so far if we are not inside a round's flush. */
 void router_flush(struct router *r);
@@ -232,6 +243,8 @@ struct ip4_view {
 	size_t hlen;		/* header length */
 	size_t len;		/* total length (header + payload) */
 	const uint8_t *src_mac;
+	bool csum_ok;		/* the sender left the L4 checksum to us
+				 * (offload) or vouched for it */
 	struct cursor l4;	/* payload */
 };
 

@@ -154,19 +154,26 @@ void seg_leave(struct pb *pb, struct port *p)
 }
 
 static void seg_flood(struct pb *pb, struct segment *s, struct port *src,
-		      const uint8_t *frame, size_t len)
+		      const uint8_t *frame, size_t len,
+		      const struct frame_meta *m)
 {
 	s->flooded++;
 	for (uint32_t i = 0; i < s->nmembers; i++) {
 		struct port *p = &pb->ports[s->members[i]];
 
 		if (p != src)
-			port_enqueue(pb, p, frame, len);
+			port_enqueue(pb, p, frame, len, m);
 	}
 }
 
 void seg_input(struct pb *pb, struct port *src, const uint8_t *frame,
 	       size_t len)
+{
+	seg_input_m(pb, src, frame, len, NULL);
+}
+
+void seg_input_m(struct pb *pb, struct port *src, const uint8_t *frame,
+		 size_t len, const struct frame_meta *m)
 {
 	struct segment *s = &pb->segs[src->seg];
 	struct cursor c = cur_init(frame, len);
@@ -194,7 +201,7 @@ void seg_input(struct pb *pb, struct port *src, const uint8_t *frame,
 	capture_frame(pb, s->capture, frame, len);
 
 	if (s->type == SEG_HUB) {
-		seg_flood(pb, s, src, frame, len);
+		seg_flood(pb, s, src, frame, len, m);
 		return;
 	}
 	if (!mac_is_multicast(eth.src))
@@ -212,11 +219,11 @@ void seg_input(struct pb *pb, struct port *src, const uint8_t *frame,
 		}
 		if (dst) {
 			s->forwarded++;
-			port_enqueue(pb, dst, frame, len);
+			port_enqueue(pb, dst, frame, len, m);
 			return;
 		}
 	}
-	seg_flood(pb, s, src, frame, len);
+	seg_flood(pb, s, src, frame, len, m);
 }
 
 static void seg_flush_dirty(struct pb *pb)

@@ -26,6 +26,9 @@ void seg_leave(struct pb *pb, struct port *p);
 /* One frame from port src into its segment (during a round). */
 void seg_input(struct pb *pb, struct port *src, const uint8_t *frame,
 	       size_t len);
+/* The same with the frame's offload state (NULL: none). */
+void seg_input_m(struct pb *pb, struct port *src, const uint8_t *frame,
+		 size_t len, const struct frame_meta *m);
 /* End of a batch: flush every port that has queued frames. */
 void seg_flush(struct pb *pb);
 

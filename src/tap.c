@@ -9,11 +9,17 @@
  * itself does.  When the interface is deleted the fd reports an error
  * (EBADFD/EIO) and the port goes away without disturbing the others.
  *
- * vnet_hdr=on: every frame carries a struct virtio_net_hdr_v1 (12 bytes) in
- * front.  No offloads are enabled yet (TUNSETOFFLOAD 0), so the kernel only
- * hands over complete, checksummed frames; we check and strip the header on
- * input and prepend a zero header on output.  Offloads come with the
- * performance work.
+ * vnet_hdr=on (the default for interfaces patchbay creates; an fd= TAP
+ * keeps what it was opened with): every frame carries a struct
+ * virtio_net_hdr_v1 (12 bytes) in front, which is how offloads travel.
+ * With offload=on (the default with vnet_hdr) we tell the kernel we take
+ * unfinished checksums and TCP super-segments (TUNSETOFFLOAD CSUM, TSO4,
+ * TSO6, TSO_ECN), so the interface on the far side sends up to 64 KiB per
+ * frame at any MTU, and one read() moves what would be 45 frames.  The
+ * header becomes the frame's struct frame_meta; what another port cannot
+ * take is finished for it by port_enqueue().  Writing, the kernel takes
+ * such frames from us whatever we asked for, so the port's offloads are on
+ * whenever vnet_hdr is.
  *
  * netns=NAME|PATH (patchbay's own): the interface is created inside that
  * network namespace (a name from `ip netns`, or a path such as
@@ -24,6 +30,7 @@
  * Unlike QEMU the default is "no": patchbay does not run /etc/qemu-ifup
  * unasked.
  */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if.h>
@@ -43,12 +50,35 @@
 
 #define VNET_HDR_LEN ((int)sizeof(struct virtio_net_hdr_v1))
 #define TAP_BATCHES 8
+#define TAP_OFFLOADS (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN)
+#define TAP_PORT_OFFLOADS \
+	(PORT_OFF_CSUM | PORT_OFF_TSO4 | PORT_OFF_TSO6 | PORT_OFF_ECN)
 
 struct tap_port {
 	char ifname[IFNAMSIZ];
 	char downscript[256];
 	bool vnet_hdr;
+	bool offload;		/* the kernel may send us offloaded frames */
 };
+
+/* The virtio-net header of a frame read from the TAP as frame_meta; false
+ * if we did not ask for what it says (or it makes no sense). */
+static bool tap_meta(const struct tap_port *tp,
+		     const struct virtio_net_hdr_v1 *h, struct frame_meta *m)
+{
+	uint8_t t = h->gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN;
+
+	m->flags = h->flags & (FM_NEEDS_CSUM | FM_DATA_VALID);
+	m->gso_type = h->gso_type;
+	m->hdr_len = le16toh(h->hdr_len);
+	m->gso_size = le16toh(h->gso_size);
+	m->csum_start = le16toh(h->csum_start);
+	m->csum_offset = le16toh(h->csum_offset);
+	if (!tp->offload)
+		return t == VIRTIO_NET_HDR_GSO_NONE && !(m->flags & FM_NEEDS_CSUM);
+	return t == VIRTIO_NET_HDR_GSO_NONE || t == VIRTIO_NET_HDR_GSO_TCPV4 ||
+	       t == VIRTIO_NET_HDR_GSO_TCPV6;
+}
 
 /* One batch: read up to RX_BATCH frames, feed them, flush.  Returns how
  * many were read (less than RX_BATCH: the queue is empty or the port died). */
@@ -78,19 +108,18 @@ static int tap_batch(struct pb *pb, struct port *p)
 	}
 	for (int i = 0; i < n; i++) {
 		const uint8_t *f = pb_rx_slot(pb, (unsigned)i);
+		struct frame_meta m;
 
-		if (hl) {
-			const struct virtio_net_hdr_v1 *h =
-				(const struct virtio_net_hdr_v1 *)f;
-
-			/* without offloads, anything but a plain header is
-			 * a frame we cannot finish */
-			if (len[i] < hl || h->gso_type != VIRTIO_NET_HDR_GSO_NONE) {
-				port_drop(pb, p, DROP_BAD_VNET_HDR);
-				continue;
-			}
+		if (!hl) {
+			seg_input(pb, p, f, len[i]);
+			continue;
 		}
-		seg_input(pb, p, f + hl, len[i] - hl);
+		if (len[i] < hl ||
+		    !tap_meta(tp, (const struct virtio_net_hdr_v1 *)f, &m)) {
+			port_drop(pb, p, DROP_BAD_VNET_HDR);
+			continue;
+		}
+		seg_input_m(pb, p, f + hl, len[i] - hl, &m);
 	}
 	seg_flush(pb);
 	return n;
@@ -109,9 +138,17 @@ static void tap_event(struct pb *pb, struct port *p, uint32_t events)
 static void tap_flush(struct pb *pb, struct port *p)
 {
 	struct tap_port *tp = p->priv;
-	struct virtio_net_hdr_v1 vh = { 0 };
 
 	for (uint32_t i = 0; i < p->txn; i++) {
+		const struct frame_meta *m = &p->txq[i].m;
+		struct virtio_net_hdr_v1 vh = {
+			.flags = m->flags,
+			.gso_type = m->gso_type,
+			.hdr_len = htole16(m->hdr_len),
+			.gso_size = htole16(m->gso_size),
+			.csum_start = htole16(m->csum_start),
+			.csum_offset = htole16(m->csum_offset),
+		};
 		struct iovec iov[2] = {
 			{ .iov_base = &vh, .iov_len = VNET_HDR_LEN },
 			{ .iov_base = (void *)p->txq[i].p,
@@ -132,7 +169,8 @@ static void tap_flush(struct pb *pb, struct port *p)
 			port_kill(pb, p, "interface removed");
 			break;
 		}
-		port_drop(pb, p, errno == EAGAIN ? DROP_TX_FULL : DROP_TX_ERROR);
+		port_drop(pb, p, errno == EAGAIN ? DROP_TX_FULL
+			  : errno == EINVAL ? DROP_BAD_OFFLOAD : DROP_TX_ERROR);
 	}
 	p->txn = 0;
 }
@@ -181,12 +219,23 @@ static const struct netdev_ops tap_nd_ops = {
 	.type = "tap",
 };
 
+/* Header size and offloads of a vnet_hdr TAP fd; 0 or -errno. */
+static int tap_vnet_setup(int fd, bool offload)
+{
+	int hl = VNET_HDR_LEN;
+
+	if (ioctl(fd, TUNSETVNETHDRSZ, &hl) < 0 ||
+	    ioctl(fd, TUNSETOFFLOAD, offload ? TAP_OFFLOADS : 0) < 0)
+		return -errno;
+	return 0;
+}
+
 /* Open /dev/net/tun and attach it to ifname (created if needed). */
 static int tap_open(struct pb *pb, struct netdev *nd, char *ifname,
-		    bool vnet_hdr)
+		    bool vnet_hdr, bool offload)
 {
 	struct ifreq ifr = { 0 };
-	int fd, hl = VNET_HDR_LEN;
+	int fd, rc;
 
 	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
@@ -203,20 +252,17 @@ static int tap_open(struct pb *pb, struct netdev *nd, char *ifname,
 			       err == -EPERM ? " (needs CAP_NET_ADMIN)" : "");
 	}
 	str_copy(ifname, IFNAMSIZ, ifr.ifr_name);
-	if (vnet_hdr && (ioctl(fd, TUNSETVNETHDRSZ, &hl) < 0 ||
-			 ioctl(fd, TUNSETOFFLOAD, 0) < 0)) {
-		int err = -errno;
-
+	if (vnet_hdr && (rc = tap_vnet_setup(fd, offload)) < 0) {
 		close(fd);
-		return pb__err(pb, err, "netdev %s: vnet_hdr: %s", nd->id,
-			       strerror(-err));
+		return pb__err(pb, rc, "netdev %s: vnet_hdr: %s", nd->id,
+			       strerror(-rc));
 	}
 	return fd;
 }
 
 /* tap_open() inside the network namespace at path, then back. */
 static int tap_open_in(struct pb *pb, struct netdev *nd, const char *netns,
-		       char *ifname, bool vnet_hdr)
+		       char *ifname, bool vnet_hdr, bool offload)
 {
 	char path[256];
 	int self, target, fd;
@@ -239,7 +285,7 @@ static int tap_open_in(struct pb *pb, struct netdev *nd, const char *netns,
 		fd = pb__err(pb, -errno, "netdev %s: cannot enter netns %s: %s",
 			     nd->id, path, strerror(errno));
 	} else {
-		fd = tap_open(pb, nd, ifname, vnet_hdr);
+		fd = tap_open(pb, nd, ifname, vnet_hdr, offload);
 		if (setns(self, CLONE_NEWNET) < 0) {
 			/* We cannot stay in the wrong namespace. */
 			log_err(&pb->log, "cannot return to our network namespace: %s",
@@ -254,7 +300,7 @@ static int tap_open_in(struct pb *pb, struct netdev *nd, const char *netns,
 
 static const char *const tap_keys[] = {
 	"type", "id", "segment", "ifname", "fd", "script", "downscript",
-	"vnet_hdr", "netns", NULL,
+	"vnet_hdr", "netns", "offload", NULL,
 };
 
 static int tap_create(struct pb *pb, struct netdev *nd, const struct opts *o)
@@ -267,11 +313,14 @@ static int tap_create(struct pb *pb, struct netdev *nd, const struct opts *o)
 	char ifname[IFNAMSIZ] = "";
 	struct tap_port *tp;
 	struct port *p;
-	bool vnet_hdr;
+	bool vnet_hdr, offload;
 	int fd, rc;
 
-	rc = opts_get_bool(o, "vnet_hdr", false, &vnet_hdr, pb->errmsg,
+	rc = opts_get_bool(o, "vnet_hdr", true, &vnet_hdr, pb->errmsg,
 			   sizeof(pb->errmsg));
+	if (!rc)
+		rc = opts_get_bool(o, "offload", true, &offload, pb->errmsg,
+				   sizeof(pb->errmsg));
 	if (rc)
 		return rc;
 	if (script && !strcmp(script, "no"))
@@ -296,18 +345,25 @@ static int tap_create(struct pb *pb, struct netdev *nd, const struct opts *o)
 		if (ioctl(fd, TUNGETIFF, &ifr) < 0 || !(ifr.ifr_flags & IFF_TAP))
 			return pb__err(pb, -EINVAL, "%s: fd %d is not a TAP device",
 				       o->what, fd);
+		/* unless told, take the fd as it is */
+		if (!opts_get(o, "vnet_hdr"))
+			vnet_hdr = ifr.ifr_flags & IFF_VNET_HDR;
 		if (!!(ifr.ifr_flags & IFF_VNET_HDR) != vnet_hdr)
 			return pb__err(pb, -EINVAL, "%s: fd %d has vnet_hdr %s, but vnet_hdr=%s was given",
 				       o->what, fd,
 				       ifr.ifr_flags & IFF_VNET_HDR ? "on" : "off",
 				       vnet_hdr ? "on" : "off");
 		str_copy(ifname, sizeof(ifname), ifr.ifr_name);
+		if (vnet_hdr && (rc = tap_vnet_setup(fd, offload)) < 0)
+			return pb__err(pb, rc, "%s: fd %d: vnet_hdr: %s", o->what,
+				       fd, strerror(-rc));
 		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 		fcntl(fd, F_SETFD, FD_CLOEXEC);
 	} else {
 		str_copy(ifname, sizeof(ifname), ifname_o ? ifname_o : "pb%d");
-		fd = netns ? tap_open_in(pb, nd, netns, ifname, vnet_hdr)
-			   : tap_open(pb, nd, ifname, vnet_hdr);
+		fd = netns ? tap_open_in(pb, nd, netns, ifname, vnet_hdr,
+					 offload)
+			   : tap_open(pb, nd, ifname, vnet_hdr, offload);
 		if (fd < 0)
 			return fd;
 	}
@@ -324,6 +380,7 @@ static int tap_create(struct pb *pb, struct netdev *nd, const struct opts *o)
 	if (downscript)
 		str_copy(tp->downscript, sizeof(tp->downscript), downscript);
 	tp->vnet_hdr = vnet_hdr;
+	tp->offload = vnet_hdr && offload;
 	nd->ops = &tap_nd_ops;
 	p = port_new(pb, (int)netdev_index(pb, nd), nd->seg, &tap_port_ops, fd,
 		     tp);
@@ -332,6 +389,8 @@ static int tap_create(struct pb *pb, struct netdev *nd, const struct opts *o)
 		close(fd);
 		return pb__err(pb, -ENOSPC, "netdev %s: too many ports", nd->id);
 	}
+	if (vnet_hdr)
+		p->offloads = TAP_PORT_OFFLOADS;
 	snprintf(p->peer, sizeof(p->peer), "%s%s%s", ifname,
 		 netns ? " in netns " : "", netns ? netns : "");
 	return 0;

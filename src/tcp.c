@@ -77,6 +77,8 @@
 #define PUSH_MAX_SEGS 128	/* per push: the socket's EPOLLIN brings us
 				 * back for the rest, after the guest's ACKs
 				 * (and everyone else) had their turn */
+#define PUSH_SUPER 4		/* super-segments per peek */
+#define PUSH_MAX_SUPER 16	/* and per push (1 MiB) */
 #define NOPEEK_MAX 65536	/* in flight without SO_PEEK_OFF */
 #define DEFAULT_MSS 536		/* RFC 9293 3.7.1 when no option */
 
@@ -146,9 +148,12 @@ static uint32_t tcp_window(struct flow *f)
 }
 
 /* Fill the TCP header of frame (options, if any, are already in place
- * after the 20 fixed bytes) and send it. */
-static void tcp_out(struct router *r, struct flow *f, uint8_t *frame,
-		    uint8_t flags, uint32_t seq, size_t optlen, size_t plen)
+ * after the 20 fixed bytes) and send it.  off: what the guest's port takes
+ * (PORT_OFF_*): its checksum is then left to finish, and a payload of more
+ * than one MSS goes as one super-segment. */
+static void tcp_out_off(struct router *r, struct flow *f, uint8_t *frame,
+			uint8_t flags, uint32_t seq, size_t optlen,
+			size_t plen, uint8_t off)
 {
 	struct tcp_conn *t = &f->tcp;
 	uint8_t *h = frame + flow_l4off(&f->k);
@@ -180,10 +185,37 @@ static void tcp_out(struct router *r, struct flow *f, uint8_t *frame,
 	h[14] = (uint8_t)(wnd >> 8);
 	h[15] = (uint8_t)wnd;
 	h[16] = h[17] = h[18] = h[19] = 0;
+	if (plen && (off & PORT_OFF_CSUM)) {
+		size_t l4 = flow_l4off(&f->k);
+		struct frame_meta m = {
+			.flags = FM_NEEDS_CSUM,
+			.hdr_len = (uint16_t)(l4 + hlen),
+			.gso_size = t->mss,
+			.csum_start = (uint16_t)l4,
+			.csum_offset = 16,
+		};
+
+		if (plen > t->mss)
+			m.gso_type = f->k.v6 ? FM_GSO_TCPV6 : FM_GSO_TCPV4;
+		/* the field holds the pseudo-header sum, not inverted */
+		ck = (uint16_t)~csum_fold(flow_pseudo(&f->k, IPPROTO_TCP,
+						      hlen + plen));
+		memcpy(h + 16, &ck, 2);
+		r->tx_meta = &m;
+		flow_send(r, &f->k, frame, IPPROTO_TCP, hlen + plen);
+		r->tx_meta = NULL;
+		return;
+	}
 	ck = csum_fold(csum_add(flow_pseudo(&f->k, IPPROTO_TCP, hlen + plen),
 				h, hlen + plen));
 	memcpy(h + 16, &ck, 2);
 	flow_send(r, &f->k, frame, IPPROTO_TCP, hlen + plen);
+}
+
+static void tcp_out(struct router *r, struct flow *f, uint8_t *frame,
+		    uint8_t flags, uint32_t seq, size_t optlen, size_t plen)
+{
+	tcp_out_off(r, f, frame, flags, seq, optlen, plen, 0);
 }
 
 /* A segment without payload (ACK, FIN, RST, SYN with options). */
@@ -415,10 +447,24 @@ static void tcp_push_segments(struct router *r, struct flow *f)
 {
 	struct tcp_conn *t = &f->tcp;
 	static uint8_t skip[NOPEEK_MAX];
-	unsigned pushed = 0;
+	unsigned pushed = 0, batch = PUSH_SEGS, max_pushed = PUSH_MAX_SEGS;
+	uint8_t off = flow_peer_offloads(r, &f->k);
+	uint32_t seg_max = t->mss;
+
+	/* A guest port that takes TCP super-segments gets up to 64 KiB
+	 * per frame (the IP length field's limit), whole MSS each; fewer
+	 * frames per push, as each is worth dozens. */
+	if (off & (f->k.v6 ? PORT_OFF_TSO6 : PORT_OFF_TSO4) &&
+	    off & PORT_OFF_CSUM && t->mss) {
+		uint32_t room = 65535u - TCP_HDR - (f->k.v6 ? 0 : IP4_HDR);
+
+		seg_max = MAX(room / t->mss, 1u) * t->mss;
+		batch = PUSH_SUPER;
+		max_pushed = PUSH_MAX_SUPER;
+	}
 
 	while (t->state == TS_ESTABLISHED && f->fd >= 0 && !t->fin_sent &&
-	       pushed < PUSH_MAX_SEGS) {
+	       pushed < max_pushed) {
 		uint32_t in_flight = t->snd_nxt - t->snd_una;
 		uint32_t avail = t->snd_wnd > in_flight ? t->snd_wnd - in_flight
 							 : 0;
@@ -447,8 +493,8 @@ static void tcp_push_segments(struct router *r, struct flow *f)
 				tcp_set_deadline(r, f, t->rto_ms);
 			break;
 		}
-		for (uint32_t left = avail; n < PUSH_SEGS && left; n++) {
-			uint32_t sz = MIN(left, t->mss);
+		for (uint32_t left = avail; n < batch && left; n++) {
+			uint32_t sz = MIN(left, seg_max);
 
 			/* Out of output slots inside a round: stop quietly;
 			 * EPOLLIN brings us back once the round is out. */
@@ -512,9 +558,9 @@ static void tcp_push_segments(struct router *r, struct flow *f)
 			uint32_t sz = MIN(got, (uint32_t)iov[base + i].iov_len);
 
 			t->ack_pending = false;
-			tcp_out(r, f, fr[i],
-				TH_ACK | (i + 1 == used ? TH_PSH : 0),
-				t->snd_nxt, 0, sz);
+			tcp_out_off(r, f, fr[i],
+				    TH_ACK | (i + 1 == used ? TH_PSH : 0),
+				    t->snd_nxt, 0, sz, off);
 			t->snd_nxt += sz;
 			got -= sz;
 		}

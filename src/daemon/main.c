@@ -41,7 +41,7 @@ static const char usage_text[] =
 	"             local.path=,local.str=,remote.type=inet|unix,remote.host=,\n"
 	"             remote.port=,remote.path=\n"
 	"      tap,id=ID[,ifname=NAME][,fd=FD][,script=PATH|no][,downscript=PATH|no]\n"
-	"             [,vnet_hdr=on|off][,netns=NAME|PATH]\n"
+	"             [,vnet_hdr=on|off][,offload=on|off][,netns=NAME|PATH]\n"
 	"      user,id=ID[,net=ADDR/N][,host=IP][,dns=IP][,dhcpstart=IP][,restrict=on]\n"
 	"             [,hostfwd=[tcp|udp]:[HADDR]:HPORT-[GADDR]:GPORT]...\n"
 	"             [,guestfwd=[tcp]:ADDR:PORT-cmd:CMD|-HOST:PORT|-unix:PATH]...\n"

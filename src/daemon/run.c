@@ -131,7 +131,8 @@ static int ns_setup(const struct run_opts *o, const struct pb_router_info *ri,
 	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+	/* with a virtio-net header: the daemon turns on offloads */
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", o->ifname);
 	*what = "create the TAP device";
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0)

@@ -807,13 +807,14 @@ class TapLab:
             lab.ns[0], lab.ip[1], lab.daemon, lab.ifname[0], lab.ids[0]
 
     segment: None (the default switch) or a --segment spec; the TAPs join
-    it with segment=<its id>.  extra_args are appended to the daemon's
+    it with segment=<its id>.  tap_extra: per-TAP option text appended to
+    its -netdev spec (",vnet_hdr=off").  extra_args are appended to the daemon's
     arguments (captures, stream backends...).  tap_segments lets single
     TAPs join another segment (list, None entries = default).
     """
 
     def __init__(self, tmpdir, n=2, segment=None, extra_args=(), subnet=0,
-                 tap_segments=None, ready_timeout=10.0):
+                 tap_segments=None, ready_timeout=10.0, tap_extra=None):
         self.tmpdir = tmpdir
         self.n = n
         self.segment = segment
@@ -821,6 +822,7 @@ class TapLab:
         self.subnet = subnet
         self.tap_segments = tap_segments
         self.ready_timeout = ready_timeout
+        self.tap_extra = tap_extra
         self.ns, self.ifname, self.ids, self.ip = [], [], [], []
         self._stack = contextlib.ExitStack()
         self.daemon = None
@@ -843,8 +845,9 @@ class TapLab:
                 seg = seg_id
                 if self.tap_segments and self.tap_segments[i]:
                     seg = self.tap_segments[i]
+                extra = self.tap_extra[i] if self.tap_extra else ""
                 args += ["--netdev", tap_netdev(self.ids[i], self.ifname[i],
-                                                ns, segment=seg)]
+                                                ns, segment=seg, extra=extra)]
             args += self.extra_args
             self.daemon = self._stack.enter_context(
                 Daemon(args, self.tmpdir, ready_timeout=self.ready_timeout))

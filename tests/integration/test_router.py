@@ -1203,7 +1203,8 @@ def test_two_guests_download_and_talk_directly(tmp_path):
         # Guest-to-guest frames were switched, not routed: the router saw
         # no frames addressed to the other guest.
         assert lab.router(s)["drops"]["not_for_us"] < 100, lab.router(s)
-        assert seg["forwarded"] > 32 * MiB // 1514, seg
+        # (TAPs hand over TCP super-segments of up to 64 KiB: count those.)
+        assert seg["forwarded"] > 32 * MiB // 65550, seg
 
 
 # --------------------------------------------------------------------------
