@@ -963,7 +963,7 @@ static const char *const user_keys[] = {
 	"bootfile", "tftp-server-name", "dhcp-host", "dhcp-option", "dhcp",
 	"dhcp-lease", "dns-upstream", "dns-resolv-conf", "ipv6", "ipv6-prefix",
 	"ipv6-prefixlen", "ipv6-host", "ipv6-dns", "tftp", "smb",
-	"smbserver", NULL,
+	"smbserver", "udp-timeout", NULL,
 };
 
 static const char *const user_repeatable[] = {
@@ -976,7 +976,7 @@ static int user_create(struct pb *pb, struct netdev *nd, const struct opts *o)
 	char *err = pb->errmsg;
 	size_t errlen = sizeof(pb->errmsg);
 	struct router *r;
-	uint64_t mtu, maxflows;
+	uint64_t mtu, maxflows, udp_idle;
 	bool ipv4, lb;
 	const char *v;
 	int rc;
@@ -1000,8 +1000,11 @@ static int user_create(struct pb *pb, struct netdev *nd, const struct opts *o)
 	    (rc = opts_get_uint(o, "mtu", 576, ROUTER_MTU_MAX,
 				ROUTER_MTU_DEFAULT, &mtu, err, errlen)) ||
 	    (rc = opts_get_uint(o, "max-flows", 16, 1u << 22, FLOWS_DEFAULT,
-				&maxflows, err, errlen)))
+				&maxflows, err, errlen)) ||
+	    (rc = opts_get_uint(o, "udp-timeout", 1, 86400, 60, &udp_idle, err,
+				errlen)))
 		goto fail;
+	r->udp_idle_ns = udp_idle * NS_PER_SEC;
 	r->ipv4 = ipv4;
 	r->loopback_map = lb;
 	r->mtu = (uint16_t)mtu;

@@ -120,6 +120,7 @@ struct router {
 	bool restricted;
 	bool ipv4;		/* ipv4=off: an IPv6-only router */
 	bool loopback_map;	/* gateway address -> host 127.0.0.1 */
+	uint64_t udp_idle_ns;	/* udp-timeout: idle UDP flows end */
 	struct in_addr outbound; /* bind address for outbound sockets */
 
 	struct neigh neigh[NEIGH_MAX];

@@ -12,7 +12,7 @@
  *
  * UDP forwards (hostfwd=udp:...) share their listening socket: each host
  * client is a flow whose replies go out with sendto().  Flows end after
- * UDP_IDLE_NS without traffic in either direction.
+ * udp-timeout (r->udp_idle_ns) without traffic in either direction.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,7 +28,6 @@
 #include "router.h"
 #include "tftp.h"
 
-#define UDP_IDLE_NS (60 * NS_PER_SEC)
 #define UDP_BATCH 32
 
 void udp_fill(uint8_t *u, uint16_t sport, uint16_t dport, size_t ulen,
@@ -359,7 +358,7 @@ void udp_timer(struct router *r, struct flow *f, uint64_t now)
 {
 	if (f->is_dns)
 		dns_timer(r, f, now);
-	if (now - f->last_active > UDP_IDLE_NS) {
+	if (now - f->last_active > r->udp_idle_ns) {
 		r->st.udp_closed++;
 		router_flow_close(r, f);
 	}

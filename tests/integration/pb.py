@@ -922,6 +922,22 @@ def fd_count(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
+def rss_kib(pid):
+    """Resident set size of process pid in KiB (VmRSS in /proc/PID/status)."""
+    with open("/proc/%d/status" % pid) as f:
+        for ln in f:
+            if ln.startswith("VmRSS:"):
+                return int(ln.split()[1])
+    raise AssertionError("no VmRSS for pid %d" % pid)
+
+
+def is_asan_build():
+    """True when the binary under test was built with AddressSanitizer
+    (its memory use is then larger and slower to return)."""
+    with open(patchbay_bin(), "rb") as f:
+        return b"AddressSanitizer" in f.read()
+
+
 def raise_nofile(want):
     """Raise this process's soft RLIMIT_NOFILE to at least `want` (up to
     the hard limit); returns the new soft limit.  Children inherit it."""
