@@ -12,7 +12,10 @@
  * router's neighbour table) is skipped.  OFFERs hold an address for
  * OFFER_HOLD_NS; DECLINEd addresses rest for DECLINE_HOLD_NS.  When the pool
  * is exhausted, DISCOVERs go unanswered and REQUESTs get a NAK: counted,
- * never an allocation.
+ * never an allocation.  max-leases caps the addresses offered or bound at
+ * once, whatever the size of the pool (a guest inventing client
+ * identifiers takes at most that many); reservations (dhcp-host=) are
+ * never refused.
  *
  * Replies go from the server identifier (the gateway address, as in QEMU)
  * to the client's address when it has one (ciaddr), else to the broadcast
@@ -283,7 +286,7 @@ int dhcp_configure(struct router *r, const struct opts *o, char *err,
 	struct dhcp_server *d = &r->dhcp;
 	const char *search[64];
 	unsigned nsearch = 0;
-	uint64_t lease;
+	uint64_t lease, max_leases;
 	uint32_t first, last;
 	const char *v;
 	int rc;
@@ -292,6 +295,9 @@ int dhcp_configure(struct router *r, const struct opts *o, char *err,
 	if (!rc)
 		rc = opts_get_uint(o, "dhcp-lease", 60, 0x7fffffff, LEASE_DEFAULT,
 				   &lease, err, errlen);
+	if (!rc)
+		rc = opts_get_uint(o, "max-leases", 1, DHCP_POOL_MAX,
+				   DHCP_POOL_MAX, &max_leases, err, errlen);
 	if (rc)
 		return rc;
 	d->lease_secs = (uint32_t)lease;
@@ -385,6 +391,7 @@ bad_host:
 	last = ntohl(r->net | ~r->mask) - 1;
 	d->pool_first = first;
 	d->npool = MIN(last - first + 1, (uint32_t)DHCP_POOL_MAX);
+	d->max_leases = MIN((uint32_t)max_leases, d->npool);
 	d->lease = calloc(d->npool, sizeof(*d->lease));
 	if (!d->lease) {
 		snprintf(err, errlen, "out of memory");
@@ -473,6 +480,17 @@ static bool ip_taken(const struct router *r, uint32_t ip, const uint8_t *mac,
 	return seen >= since;
 }
 
+/* Addresses offered or bound now (reservations are not in the pool). */
+static uint32_t leases_active(const struct dhcp_server *d, uint64_t now)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < d->npool; i++)
+		n += !lease_free(&d->lease[i], now) &&
+		     d->lease[i].state != LEASE_DECLINED;
+	return n;
+}
+
 /* The lease (slot) this client should have, or NULL (pool exhausted).
  * *ip_out is set also for reservations outside the pool (slot NULL then,
  * with ok=true). */
@@ -533,6 +551,12 @@ static struct dhcp_lease *lease_choose(struct router *r,
 	if (!best)
 		return NULL;
 found:
+	/* a client keeps what it holds; anything else is a new address */
+	if ((!lease_is(best, m) || lease_free(best, now)) &&
+	    leases_active(d, now) >= d->max_leases) {
+		router_limit_hit(r, LIMIT_LEASES);
+		return NULL;
+	}
 	*ip_out = lease_ip(d, best);
 	*ok = true;
 	return best;

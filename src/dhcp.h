@@ -131,6 +131,7 @@ struct dhcp_server {
 	bool enabled;
 	uint32_t pool_first;	/* host order */
 	uint32_t npool;
+	uint32_t max_leases;	/* offered or bound at once (max-leases) */
 	struct dhcp_lease *lease;	/* npool entries: pool_first + i */
 	uint32_t lease_secs;
 	char hostname[DHCP_NAME_MAX];

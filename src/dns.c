@@ -361,11 +361,9 @@ void dns_udp_input(struct router *r, const struct ip4_view *ip,
 	if (!f) {
 		int fd;
 
-		f = flow_alloc(r->flows, &k);
-		if (!f) {
-			rdrop(r, RD_FLOW_FULL);
+		f = router_flow_new(r, &k, ip->src_mac);
+		if (!f)
 			return;
-		}
 		f->is_dns = true;
 		fd = router_socket(r, SOCK_DGRAM, 0);
 		f->fd = fd;

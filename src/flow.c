@@ -5,19 +5,35 @@
 #include <string.h>
 
 #include "flow.h"
+#include "util.h"
 
-int flow_table_init(struct flow_table *t, uint32_t cap)
+void flow_limits_default(struct flow_limits *lim)
 {
-	uint32_t nb = 16;
+	if (!lim->per_guest)
+		lim->per_guest = MAX(lim->max / 4, 1u);
+	if (!lim->udp)
+		lim->udp = MAX(lim->max / 2, 1u);
+	if (!lim->half_open)
+		lim->half_open = MAX(lim->max / 2, 1u);
+}
+
+int flow_table_init(struct flow_table *t, const struct flow_limits *lim)
+{
+	uint32_t nb = 16, cap = lim->max;
+	int rc;
 
 	memset(t, 0, sizeof(*t));
-	if (cap == 0 || cap > (1u << 22))
+	t->lim = *lim;
+	flow_limits_default(&t->lim);
+	if (cap == 0 || cap > (1u << 22) || t->lim.per_guest > cap ||
+	    t->lim.udp > cap || t->lim.half_open > cap)
 		return -EINVAL;
 	while (nb < cap)
 		nb <<= 1;
 	t->f = calloc(cap, sizeof(*t->f));
 	t->bucket = malloc(nb * sizeof(*t->bucket));
-	if (!t->f || !t->bucket) {
+	rc = quota_init(&t->guests, cap, t->lim.per_guest);
+	if (!t->f || !t->bucket || rc) {
 		flow_table_fini(t);
 		return -ENOMEM;
 	}
@@ -37,6 +53,7 @@ void flow_table_fini(struct flow_table *t)
 {
 	free(t->f);
 	free(t->bucket);
+	quota_fini(&t->guests);
 	t->f = NULL;
 	t->bucket = NULL;
 }
@@ -77,13 +94,22 @@ struct flow *flow_lookup(const struct flow_table *t, const struct flow_key *k)
 	return NULL;
 }
 
-struct flow *flow_alloc(struct flow_table *t, const struct flow_key *k)
+struct flow *flow_alloc(struct flow_table *t, const struct flow_key *k,
+			const uint8_t *mac, enum flow_limit *why)
 {
-	uint32_t i = t->free_head, b;
+	uint32_t i = t->free_head, b, guest = QUOTA_NONE;
+	bool udp = k->proto == IPPROTO_UDP;
 	struct flow *f;
 	uint16_t gen;
 
+	*why = FLOW_LIMIT_TOTAL;
 	if (i == FLOW_NONE)
+		return NULL;
+	*why = FLOW_LIMIT_UDP;
+	if (udp && t->udp >= t->lim.udp)
+		return NULL;
+	*why = FLOW_LIMIT_GUEST;
+	if (mac && (guest = quota_take(&t->guests, mac, 6)) == QUOTA_NONE)
 		return NULL;
 	f = &t->f[i];
 	t->free_head = f->hnext;
@@ -94,6 +120,8 @@ struct flow *flow_alloc(struct flow_table *t, const struct flow_key *k)
 	f->k = *k;
 	f->fd = -1;
 	f->hostfwd = -1;
+	f->guest = guest;
+	t->udp += udp;
 	b = flow_hash(k) & t->mask;
 	f->hnext = t->bucket[b];
 	t->bucket[b] = i;
@@ -112,6 +140,10 @@ void flow_free(struct flow_table *t, struct flow *f)
 		pp = &t->f[*pp].hnext;
 	if (*pp == i)
 		*pp = f->hnext;
+	quota_put(&t->guests, f->guest);
+	f->guest = QUOTA_NONE;
+	t->udp -= f->k.proto == IPPROTO_UDP;
+	flow_set_half_open(t, f, false);
 	f->used = false;
 	f->fd = -1;
 	f->hnext = t->free_head;
@@ -119,4 +151,15 @@ void flow_free(struct flow_table *t, struct flow *f)
 	t->count--;
 	while (t->high && !t->f[t->high - 1].used)
 		t->high--;
+}
+
+void flow_set_half_open(struct flow_table *t, struct flow *f, bool on)
+{
+	if (f->half_open == on)
+		return;
+	f->half_open = on;
+	if (on)
+		t->half_open++;
+	else
+		t->half_open--;
 }

@@ -13,6 +13,17 @@
  * slots on a LIFO list (recently freed, cache-warm slots are reused first,
  * and the high-water mark that housekeeping scans stays low).  When the
  * table is full, flow_alloc() fails and the caller refuses the new flow.
+ *
+ * Limits (struct flow_limits): besides the capacity, no guest may hold more
+ * than per_guest flows, UDP flows together no more than udp, and TCP
+ * connections a guest opened that have not completed their handshake
+ * (host connect() pending, or our SYN-ACK not yet acknowledged) no more
+ * than half_open.  A guest is known by the Ethernet source address of the
+ * frame that opened the flow: one key for all its IPv4 and IPv6 addresses,
+ * counted in a quota table that cannot hold more keys than the flow table
+ * holds flows.  A guest that forges source MACs escapes its share (as one
+ * forging addresses would), never the capacity.  Flows opened from the host
+ * side (forwards) are charged to no guest.
  */
 
 #include <netinet/in.h>
@@ -20,6 +31,7 @@
 #include <stdint.h>
 
 #include "dns.h"
+#include "quota.h"
 
 #define FLOW_NONE UINT32_MAX
 
@@ -85,28 +97,69 @@ struct flow {
 	uint64_t last_active;
 	uint32_t hnext;
 	bool is_dns;		/* UDP flow to the DNS address */
+	bool half_open;		/* counted in flow_table.half_open */
+	uint32_t guest;		/* quota handle of its guest, or QUOTA_NONE */
 	union {
 		struct tcp_conn tcp;	/* IPPROTO_TCP */
 		struct dns_flow dns;	/* UDP with is_dns */
 	};
 };
 
+struct flow_limits {
+	uint32_t max;		/* capacity */
+	uint32_t per_guest;	/* flows of one guest (MAC) */
+	uint32_t udp;		/* UDP flows */
+	uint32_t half_open;	/* guest TCP connections in their handshake */
+};
+
+/* Why flow_alloc() refused a flow. */
+enum flow_limit {
+	FLOW_LIMIT_TOTAL,
+	FLOW_LIMIT_GUEST,
+	FLOW_LIMIT_UDP,
+	FLOW_LIMIT_HALF_OPEN,
+	FLOW_LIMIT_MAX,
+};
+
 struct flow_table {
 	struct flow *f;
 	uint32_t cap;
 	uint32_t count;
+	uint32_t udp;		/* UDP flows in use */
+	uint32_t half_open;	/* flows with half_open set */
+	struct flow_limits lim;
+	struct quota guests;
 	uint32_t high;		/* slots [0, high) may be in use */
 	uint32_t *bucket;
 	uint32_t mask;
 	uint32_t free_head;
 };
 
-int flow_table_init(struct flow_table *t, uint32_t cap);
+/* Limits of 0 take their defaults (flow_limits_default()); others must
+ * not exceed max.  Returns 0, -EINVAL or -ENOMEM. */
+int flow_table_init(struct flow_table *t, const struct flow_limits *lim);
 void flow_table_fini(struct flow_table *t);
+/* Fill the zero fields of lim from lim->max: a quarter of the table per
+ * guest, half of it for UDP and for half-open connections.  Thus no guest
+ * alone fills the table, or the half-open allowance. */
+void flow_limits_default(struct flow_limits *lim);
 struct flow *flow_lookup(const struct flow_table *t, const struct flow_key *k);
-/* A zeroed flow with key k and fd -1 inserted, or NULL if full. */
-struct flow *flow_alloc(struct flow_table *t, const struct flow_key *k);
+/*
+ * A zeroed flow with key k and fd -1 inserted, charged to the guest with
+ * MAC address mac (NULL: no guest, a flow the host opened).  NULL if a
+ * limit refuses it, with the limit in *why.  A TCP flow the guest opens
+ * must also pass flow_half_open_room() first.
+ */
+struct flow *flow_alloc(struct flow_table *t, const struct flow_key *k,
+			const uint8_t *mac, enum flow_limit *why);
 void flow_free(struct flow_table *t, struct flow *f);
+/* Is there room for one more half-open connection? */
+static inline bool flow_half_open_room(const struct flow_table *t)
+{
+	return t->half_open < t->lim.half_open;
+}
+/* Mark f half-open (on) or done with its handshake (off). */
+void flow_set_half_open(struct flow_table *t, struct flow *f, bool on);
 
 static inline uint32_t flow_index(const struct flow_table *t,
 				  const struct flow *f)

@@ -61,10 +61,14 @@
  * - When every slot is in use, or the free blocks cannot hold the
  *   fragment, the new fragment is refused and the datagrams already held
  *   keep their resources (full).  Nothing older is evicted, so a flood of
- *   new datagrams cannot push out ones about to complete; the other side of
- *   that choice is that a guest filling every slot with datagrams it never
- *   completes blocks reassembly for everyone for up to timeout_ns.  The
- *   caller sizes the caps and the timeout for that.
+ *   new datagrams cannot push out ones about to complete.  The other side
+ *   of that choice would be that a guest filling every slot with datagrams
+ *   it never completes blocks reassembly for everyone for up to
+ *   timeout_ns; so one source address may hold at most max_per_source
+ *   slots (a quota table keyed by source, quota.h), and a fragment that
+ *   would start one more is refused (source_full).  With the router's
+ *   defaults (a quarter of the slots, and 64 KiB of blocks per slot) a
+ *   source also holds at most a quarter of the blocks.
  *
  * Time.  A datagram is dropped (timeouts) once its first fragment arrived
  * more than timeout_ns ago; later fragments do not extend its life, as in
@@ -93,6 +97,7 @@
 #include "csum.h"
 #include "frag.h"
 #include "pkt.h"
+#include "quota.h"
 
 #define IP4_HLEN_MIN 20
 #define IP4_HLEN_MAX 60
@@ -139,6 +144,7 @@ struct dgram {
 	uint32_t maxend;       /* highest piece end */
 	uint64_t born;	       /* arrival of the first fragment */
 	uint32_t hnext;	       /* hash chain; free stack when unused */
+	uint32_t quota;	       /* handle of src in reasm.sources */
 	uint32_t older, newer; /* age list */
 	uint8_t hdr[IP4_HLEN_MAX];
 	struct piece piece[REASM_MAX_PIECES];
@@ -157,19 +163,21 @@ struct reasm {
 	uint32_t *free_blk; /* stack of free block indices */
 	uint32_t nblk, nfree;
 
+	struct quota sources; /* slots per source address */
 	uint64_t timeout_ns;
 	uint8_t *out; /* IP4_LEN_MAX bytes */
 	struct reasm_stats st;
 };
 
-struct reasm *reasm_new(unsigned max_datagrams, size_t max_bytes,
-			uint64_t timeout_ns)
+struct reasm *reasm_new(unsigned max_datagrams, unsigned max_per_source,
+			size_t max_bytes, uint64_t timeout_ns)
 {
 	struct reasm *r;
 	size_t nblk = max_bytes / REASM_BLOCK;
 	uint32_t nb = 1;
 
 	if (max_datagrams == 0 || max_datagrams > REASM_MAX_DATAGRAMS ||
+	    max_per_source == 0 || max_per_source > max_datagrams ||
 	    nblk == 0 || nblk >= NIL)
 		return NULL;
 	while (nb < max_datagrams)
@@ -187,7 +195,8 @@ struct reasm *reasm_new(unsigned max_datagrams, size_t max_bytes,
 	r->arena = calloc(nblk, REASM_BLOCK);
 	r->free_blk = malloc(nblk * sizeof(*r->free_blk));
 	r->out = malloc(IP4_LEN_MAX);
-	if (!r->dg || !r->bucket || !r->arena || !r->free_blk || !r->out) {
+	if (!r->dg || !r->bucket || !r->arena || !r->free_blk || !r->out ||
+	    quota_init(&r->sources, max_datagrams, max_per_source)) {
 		reasm_free(r);
 		return NULL;
 	}
@@ -219,6 +228,7 @@ void reasm_free(struct reasm *r)
 	free(r->arena);
 	free(r->bucket);
 	free(r->dg);
+	quota_fini(&r->sources);
 	free(r);
 }
 
@@ -303,17 +313,24 @@ static struct dgram *dgram_find(const struct reasm *r, const struct frag *f)
 	return NULL;
 }
 
-/* A fresh slot for f's datagram; NULL if every slot is in use. */
+/* A fresh slot for f's datagram; NULL with *err -ENOSPC if every slot is
+ * in use, -EDQUOT if f's source holds its share of them. */
 static struct dgram *dgram_new(struct reasm *r, const struct frag *f,
-			       uint64_t now)
+			       uint64_t now, int *err)
 {
-	uint32_t i = r->free_dg, b;
+	uint32_t i = r->free_dg, b, q;
 	struct dgram *d;
 
+	*err = -ENOSPC;
 	if (i == NIL)
+		return NULL;
+	*err = -EDQUOT;
+	q = quota_take(&r->sources, &f->src, sizeof(f->src));
+	if (q == QUOTA_NONE)
 		return NULL;
 	d = &r->dg[i];
 	r->free_dg = d->hnext;
+	d->quota = q;
 
 	d->src = f->src;
 	d->dst = f->dst;
@@ -367,6 +384,7 @@ static void dgram_free(struct reasm *r, struct dgram *d)
 	else
 		r->newest = d->older;
 
+	quota_put(&r->sources, d->quota);
 	d->hnext = r->free_dg;
 	r->free_dg = i;
 	r->pending--;
@@ -553,9 +571,10 @@ int reasm_input(struct reasm *r, const uint8_t *pkt, size_t len, uint64_t now,
 
 	d = dgram_find(r, &f);
 	if (!d) {
-		d = dgram_new(r, &f, now);
+		d = dgram_new(r, &f, now, &err);
 		if (!d)
-			return drop(&r->st.full, -ENOSPC);
+			return drop(err == -EDQUOT ? &r->st.source_full
+						   : &r->st.full, err);
 	}
 
 	err = dgram_check(r, d, &f, &at);

@@ -23,11 +23,11 @@
 /*
  * fragments counts every reasm_input() call; each call that returns a
  * negative code adds one to exactly one of overlaps, too_big, full,
- * malformed or duplicates; timeouts counts datagrams (not fragments).
+ * source_full, malformed or duplicates; timeouts counts datagrams (not fragments).
  */
 struct reasm_stats {
 	uint64_t fragments, completed, timeouts, overlaps, too_big, full,
-		malformed, duplicates;
+		source_full, malformed, duplicates;
 };
 
 struct reasm;
@@ -37,10 +37,11 @@ struct reasm;
 
 /*
  * Returns NULL on allocation failure or unusable limits (max_datagrams 0 or
- * above REASM_MAX_DATAGRAMS, max_bytes below one REASM_BLOCK).
+ * above REASM_MAX_DATAGRAMS, max_per_source 0 or above max_datagrams,
+ * max_bytes below one REASM_BLOCK).
  */
-struct reasm *reasm_new(unsigned max_datagrams, size_t max_bytes,
-			uint64_t timeout_ns);
+struct reasm *reasm_new(unsigned max_datagrams, unsigned max_per_source,
+			size_t max_bytes, uint64_t timeout_ns);
 void reasm_free(struct reasm *r);
 
 /*
@@ -62,6 +63,8 @@ void reasm_free(struct reasm *r);
  *   -EBADMSG   overlaps data already received (overlaps; datagram dropped)
  *   -EEXIST    exact duplicate (duplicates; datagram kept)
  *   -ENOSPC    datagram slots or bytes exhausted (full; datagram kept)
+ *   -EDQUOT    the source holds max_per_source datagrams already and this
+ *              fragment would start another (source_full)
  */
 int reasm_input(struct reasm *r, const uint8_t *pkt, size_t len, uint64_t now,
 		const uint8_t **out, size_t *outlen);

@@ -200,11 +200,9 @@ void icmp_input(struct router *r, const struct ip4_view *ip)
 	k.gport = (uint16_t)(h[4] << 8 | h[5]);
 	f = flow_lookup(r->flows, &k);
 	if (!f) {
-		f = flow_alloc(r->flows, &k);
-		if (!f) {
-			rdrop(r, RD_FLOW_FULL);
+		f = router_flow_new(r, &k, ip->src_mac);
+		if (!f)
 			return;
-		}
 		rc = icmp_open(r, f, host);
 		if (rc) {
 			router_flow_close(r, f);

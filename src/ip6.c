@@ -746,11 +746,9 @@ static void ip6_echo_out(struct router *r, const struct ip6_view *ip)
 			icmp6_error(r, ip, ICMP6_DST_UNREACH, rc == -EACCES ? 1 : 0, 0);
 			return;
 		}
-		f = flow_alloc(r->flows, &k);
-		if (!f) {
-			rdrop(r, RD_FLOW_FULL);
+		f = router_flow_new(r, &k, ip->src_mac);
+		if (!f)
 			return;
-		}
 		f->fd = router_socket_af(r, AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6);
 		if (f->fd == -EACCES || f->fd == -EPERM)
 			f->fd = router_socket_af(r, AF_INET6, SOCK_RAW,

@@ -27,8 +27,16 @@
  * address .15.  restrict=on: guests reach only forwards and the router's
  * own services.
  *
- * Limits: flows (max-flows), neighbours (NEIGH_MAX, oldest replaced),
- * fragments (bounded reassembler), output slots per round (ARENA_SLOTS).
+ * Limits: flows (max-flows, and per guest, UDP and half-open TCP shares:
+ * flow.h), neighbours (NEIGH_MAX, oldest replaced), fragments (max-frags
+ * datagrams, max-frags-per-guest of one source address: frag.h), output
+ * slots per round (ARENA_SLOTS).  Each refusal by a limit is counted in
+ * st.limit (stats "limits") and logged, rate-limited.  The default
+ * max-flows fits the descriptors the process may open (each flow holds
+ * one); past that, a host socket that cannot be made refuses its flow
+ * (limits.fds) and leaves the others alone, and a forward whose accept()
+ * runs out of descriptors rests until the next housekeeping tick rather
+ * than spinning on its ready listener.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,6 +44,7 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -54,8 +63,12 @@
 #define TICK_MIN_NS (1 * NS_PER_MS)
 #define TICK_SLOW_NS (1 * NS_PER_SEC)
 #define REASM_DATAGRAMS 64
-#define REASM_BYTES (4u << 20)
+#define REASM_DATAGRAM_BYTES 65536u	/* fragment memory per slot */
+#define REASM_BYTES_MAX (64u << 20)
 #define REASM_TIMEOUT_NS (10 * NS_PER_SEC)
+#define FLOWS_MIN 16
+#define FLOWS_MAX (1u << 22)
+#define FDS_RESERVE_DIV 4	/* of RLIMIT_NOFILE, kept for non-flow use */
 
 const char *const rdrop_names[RD_MAX] = {
 	[RD_NOT_FOR_US] = "not_for_us",
@@ -81,6 +94,25 @@ const char *const rdrop_names[RD_MAX] = {
 	[RD_ICMP_UNSUPPORTED] = "icmp_unsupported",
 };
 static_assert(ARRAY_SIZE(rdrop_names) == RD_MAX, "a router drop lacks a name");
+
+const char *const limit_names[LIMIT_MAX] = {
+	[LIMIT_FLOWS] = "flows",
+	[LIMIT_FLOWS_GUEST] = "flows_per_guest",
+	[LIMIT_UDP_FLOWS] = "udp_flows",
+	[LIMIT_HALF_OPEN] = "tcp_half_open",
+	[LIMIT_FRAGS] = "frags",
+	[LIMIT_FRAGS_GUEST] = "frags_per_guest",
+	[LIMIT_TFTP] = "tftp_sessions",
+	[LIMIT_TFTP_GUEST] = "tftp_per_guest",
+	[LIMIT_LEASES] = "leases",
+	[LIMIT_FDS] = "fds",
+};
+static_assert(ARRAY_SIZE(limit_names) == LIMIT_MAX, "a limit lacks a name");
+static_assert((int)LIMIT_FLOWS == (int)FLOW_LIMIT_TOTAL &&
+	      (int)LIMIT_FLOWS_GUEST == (int)FLOW_LIMIT_GUEST &&
+	      (int)LIMIT_UDP_FLOWS == (int)FLOW_LIMIT_UDP &&
+	      (int)LIMIT_HALF_OPEN == (int)FLOW_LIMIT_HALF_OPEN,
+	      "flow limits keep flow.h's order");
 
 static const uint8_t bcast_mac[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 
@@ -387,12 +419,27 @@ uint32_t router_map_src(struct router *r, uint32_t host_addr)
 	return host_addr;
 }
 
+void router_limit_hit(struct router *r, enum limit which)
+{
+	r->st.limit[which]++;
+	log_rl(&r->pb->log, &r->rl, pb_now(r->pb), PB_LOG_WARN,
+	       "router: limit %s reached: refused", limit_names[which]);
+}
+
+/* socket()/accept() failed with err: count running out of descriptors. */
+static int router_fd_error(struct router *r, int err)
+{
+	if (err == EMFILE || err == ENFILE)
+		router_limit_hit(r, LIMIT_FDS);
+	return -err;
+}
+
 int router_socket(struct router *r, int type, int proto)
 {
 	int fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
 
 	if (fd < 0)
-		return -errno;
+		return router_fd_error(r, errno);
 	if (r->outbound.s_addr != htonl(INADDR_ANY)) {
 		struct sockaddr_in a = { .sin_family = AF_INET,
 					 .sin_addr = r->outbound };
@@ -414,7 +461,7 @@ int router_socket_af(struct router *r, int af, int type, int proto)
 	if (af == AF_INET)
 		return router_socket(r, type, proto);
 	fd = socket(af, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
-	return fd < 0 ? -errno : fd;
+	return fd < 0 ? router_fd_error(r, errno) : fd;
 }
 
 int router_map_dst6(struct router *r, const struct in6_addr *dst,
@@ -521,6 +568,19 @@ void ip_unreach(struct router *r, const struct ip4_view *ip, uint8_t code)
 
 /* ---- flows ----------------------------------------------------------------------- */
 
+struct flow *router_flow_new(struct router *r, const struct flow_key *k,
+			     const uint8_t *mac)
+{
+	enum flow_limit why;
+	struct flow *f = flow_alloc(r->flows, k, mac, &why);
+
+	if (!f) {
+		rdrop(r, RD_FLOW_FULL);
+		router_limit_hit(r, (enum limit)why);
+	}
+	return f;
+}
+
 int router_flow_watch(struct router *r, struct flow *f, uint32_t events,
 		      bool add)
 {
@@ -579,6 +639,8 @@ void router_kick_timer(struct router *r, uint64_t delay_ns)
 		timer_arm(l, r->timer, delay_ns);
 }
 
+static void hostfwd_wake(struct router *r);
+
 static void router_tick(struct pb *pb, uint32_t nd)
 {
 	struct router *r = router_get(pb, nd);
@@ -609,6 +671,7 @@ static void router_tick(struct pb *pb, uint32_t nd)
 	}
 	if (now >= r->next_slow) {
 		reasm_expire(r->reasm, now);
+		hostfwd_wake(r);
 		r->next_slow = now + TICK_SLOW_NS;
 	}
 	tftp_timer(r, now);
@@ -621,7 +684,7 @@ static void router_tick(struct pb *pb, uint32_t nd)
 	if (next)
 		router_kick_timer(r, next > now + TICK_MIN_NS ? next - now
 							      : TICK_MIN_NS);
-	if (r->flows->count)
+	if (r->flows->count || r->fwd_resting)
 		router_kick_timer(r, TICK_SLOW_NS);
 	if (ra)
 		router_kick_timer(r, ra);
@@ -749,6 +812,10 @@ static void ip4_input(struct router *r, const uint8_t *src_mac,
 			/* an exact duplicate is harmless (counted there) */
 			if (rc != -EEXIST)
 				rdrop(r, RD_FRAG);
+			if (rc == -ENOSPC)
+				router_limit_hit(r, LIMIT_FRAGS);
+			else if (rc == -EDQUOT)
+				router_limit_hit(r, LIMIT_FRAGS_GUEST);
 			return;
 		}
 		if (rc == 0)
@@ -871,6 +938,33 @@ static const struct netdev_ops router_nd_ops = {
 	.close = router_close,
 };
 
+/* Out of descriptors: stop watching the listener (its clients wait in
+ * the kernel's queue) until the next tick tries again. */
+static void hostfwd_rest(struct router *r, uint32_t idx, int err)
+{
+	struct hostfwd *h = &r->hostfwd[idx];
+
+	router_fd_error(r, err);
+	if (loop_mod(&r->pb->loop, h->fd, 0,
+		     ref_make(REF_HOSTFWD, idx, r->nd)) == 0)
+		h->resting = r->fwd_resting = true;
+	router_kick_timer(r, TICK_SLOW_NS);
+}
+
+static void hostfwd_wake(struct router *r)
+{
+	r->fwd_resting = false;
+	for (uint32_t i = 0; i < r->nhostfwd; i++) {
+		struct hostfwd *h = &r->hostfwd[i];
+
+		if (h->resting && h->fd >= 0 &&
+		    loop_mod(&r->pb->loop, h->fd, EPOLLIN,
+			     ref_make(REF_HOSTFWD, i, r->nd)) == 0)
+			h->resting = false;
+		r->fwd_resting |= h->resting;
+	}
+}
+
 void router_hostfwd_event(struct pb *pb, uint32_t idx, uint32_t gen,
 			  uint32_t events)
 {
@@ -889,8 +983,11 @@ void router_hostfwd_event(struct pb *pb, uint32_t idx, uint32_t gen,
 					 (struct sockaddr *)&client, &len,
 					 SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-			if (fd < 0)
+			if (fd < 0) {
+				if (errno == EMFILE || errno == ENFILE)
+					hostfwd_rest(r, idx, errno);
 				break;
+			}
 			tcp_inbound(r, fd, &client, (int)idx);
 		}
 	}
@@ -959,7 +1056,9 @@ static int parse_host_in_net(struct router *r, const struct opts *o,
 static const char *const user_keys[] = {
 	"type", "id", "segment", "net", "host", "dns", "dhcpstart",
 	"restrict", "ipv4", "hostfwd", "guestfwd", "mtu", "host-loopback",
-	"outbound-addr", "max-flows", "hostname", "domainname", "dnssearch",
+	"outbound-addr", "max-flows", "max-flows-per-guest", "max-udp-flows",
+	"max-tcp-half-open", "max-frags", "max-frags-per-guest",
+	"max-tftp-sessions", "max-tftp-per-guest", "max-leases", "hostname", "domainname", "dnssearch",
 	"bootfile", "tftp-server-name", "dhcp-host", "dhcp-option", "dhcp",
 	"dhcp-lease", "dns-upstream", "dns-resolv-conf", "ipv6", "ipv6-prefix",
 	"ipv6-prefixlen", "ipv6-host", "ipv6-dns", "tftp", "smb",
@@ -971,12 +1070,58 @@ static const char *const user_repeatable[] = {
 	"dns-upstream", NULL,
 };
 
+/* Default max-flows: FLOWS_DEFAULT, or fewer if the descriptors the
+ * process may open would run out first (each flow holds one; a quarter is
+ * kept for ports, files and the rest). */
+static uint64_t flows_default(void)
+{
+	struct rlimit rl;
+	uint64_t n;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY)
+		return FLOWS_DEFAULT;
+	n = rl.rlim_cur - rl.rlim_cur / FDS_RESERVE_DIV;
+	return MAX(MIN(n, (uint64_t)FLOWS_DEFAULT), (uint64_t)FLOWS_MIN);
+}
+
+/* The table limits: max-flows and its shares, max-frags and its share. */
+static int parse_limits(struct router *r, const struct opts *o,
+			struct flow_limits *fl, char *err, size_t errlen)
+{
+	uint64_t max, guest, udp, half, frags, frags_guest;
+	int rc;
+
+	if ((rc = opts_get_uint(o, "max-flows", FLOWS_MIN, FLOWS_MAX,
+				flows_default(), &max, err, errlen)))
+		return rc;
+	fl->max = (uint32_t)max;
+	flow_limits_default(fl);
+	if ((rc = opts_get_uint(o, "max-flows-per-guest", 1, max, fl->per_guest,
+				&guest, err, errlen)) ||
+	    (rc = opts_get_uint(o, "max-udp-flows", 1, max, fl->udp, &udp, err,
+				errlen)) ||
+	    (rc = opts_get_uint(o, "max-tcp-half-open", 1, max, fl->half_open,
+				&half, err, errlen)) ||
+	    (rc = opts_get_uint(o, "max-frags", 1, REASM_MAX_DATAGRAMS,
+				REASM_DATAGRAMS, &frags, err, errlen)) ||
+	    (rc = opts_get_uint(o, "max-frags-per-guest", 1, frags,
+				MAX(frags / 4, 1), &frags_guest, err, errlen)))
+		return rc;
+	fl->per_guest = (uint32_t)guest;
+	fl->udp = (uint32_t)udp;
+	fl->half_open = (uint32_t)half;
+	r->frags_max = (uint32_t)frags;
+	r->frags_per_guest = (uint32_t)frags_guest;
+	return 0;
+}
+
 static int user_create(struct pb *pb, struct netdev *nd, const struct opts *o)
 {
 	char *err = pb->errmsg;
 	size_t errlen = sizeof(pb->errmsg);
 	struct router *r;
-	uint64_t mtu, maxflows, udp_idle;
+	struct flow_limits fl = { 0 };
+	uint64_t mtu, udp_idle;
 	bool ipv4, lb;
 	const char *v;
 	int rc;
@@ -999,10 +1144,9 @@ static int user_create(struct pb *pb, struct netdev *nd, const struct opts *o)
 	    (rc = opts_get_bool(o, "host-loopback", true, &lb, err, errlen)) ||
 	    (rc = opts_get_uint(o, "mtu", 576, ROUTER_MTU_MAX,
 				ROUTER_MTU_DEFAULT, &mtu, err, errlen)) ||
-	    (rc = opts_get_uint(o, "max-flows", 16, 1u << 22, FLOWS_DEFAULT,
-				&maxflows, err, errlen)) ||
 	    (rc = opts_get_uint(o, "udp-timeout", 1, 86400, 60, &udp_idle, err,
-				errlen)))
+				errlen)) ||
+	    (rc = parse_limits(r, o, &fl, err, errlen)))
 		goto fail;
 	r->udp_idle_ns = udp_idle * NS_PER_SEC;
 	r->ipv4 = ipv4;
@@ -1061,12 +1205,15 @@ static int user_create(struct pb *pb, struct netdev *nd, const struct opts *o)
 		goto fail;
 	}
 	r->flows = calloc(1, sizeof(*r->flows));
-	if (!r->flows || flow_table_init(r->flows, (uint32_t)maxflows)) {
-		rc = pb__err(pb, -ENOMEM, "%s: cannot allocate %llu flows", o->what,
-			     (unsigned long long)maxflows);
+	if (!r->flows || flow_table_init(r->flows, &fl)) {
+		rc = pb__err(pb, -ENOMEM, "%s: cannot allocate %u flows", o->what,
+			     fl.max);
 		goto fail;
 	}
-	r->reasm = reasm_new(REASM_DATAGRAMS, REASM_BYTES, REASM_TIMEOUT_NS);
+	r->reasm = reasm_new(r->frags_max, r->frags_per_guest,
+			     MIN((size_t)r->frags_max * REASM_DATAGRAM_BYTES,
+				 (size_t)REASM_BYTES_MAX),
+			     REASM_TIMEOUT_NS);
 	r->slot_size = (ETH_HDR + 65535 + 63) & ~(size_t)63;
 	r->arena = mmap(NULL, (size_t)ARENA_SLOTS * r->slot_size,
 			PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -1120,6 +1267,40 @@ const struct backend backend_user = {
 	.create = user_create,
 };
 
+/* The process's descriptor limit, as far as a uint32 shows it. */
+static uint32_t fds_max(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return 0;
+	return (uint32_t)MIN(rl.rlim_cur, (rlim_t)UINT32_MAX);
+}
+
+/* "},\"limits\":{...": each limit's value and how often it refused. */
+static void router_limits_json(const struct router *r, FILE *f)
+{
+	const struct flow_limits *fl = &r->flows->lim;
+	uint32_t max[LIMIT_MAX] = {
+		[LIMIT_FLOWS] = fl->max,
+		[LIMIT_FLOWS_GUEST] = fl->per_guest,
+		[LIMIT_UDP_FLOWS] = fl->udp,
+		[LIMIT_HALF_OPEN] = fl->half_open,
+		[LIMIT_FRAGS] = r->frags_max,
+		[LIMIT_FRAGS_GUEST] = r->frags_per_guest,
+		[LIMIT_TFTP] = tftp_limit(r, false),
+		[LIMIT_TFTP_GUEST] = tftp_limit(r, true),
+		[LIMIT_LEASES] = r->dhcp.max_leases,
+		[LIMIT_FDS] = fds_max(),
+	};
+
+	fputs("},\"limits\":{", f);
+	for (int i = 0; i < LIMIT_MAX; i++)
+		fprintf(f, "%s\"%s\":{\"max\":%u,\"hit\":%llu}", i ? "," : "",
+			limit_names[i], max[i],
+			(unsigned long long)r->st.limit[i]);
+}
+
 void router_stats_json(struct pb *pb, uint32_t nd, void *file)
 {
 	struct router *r = router_get(pb, nd);
@@ -1128,13 +1309,15 @@ void router_stats_json(struct pb *pb, uint32_t nd, void *file)
 	if (!r)
 		return;
 	fprintf(f, ",\"router\":{\"frames_in\":%llu,\"frames_out\":%llu,"
-		   "\"flows\":%u,\"flows_max\":%u,\"tcp_opened\":%llu,"
+		   "\"flows\":%u,\"flows_max\":%u,\"flows_guests\":%u,"
+		   "\"udp_flows\":%u,\"tcp_half_open\":%u,\"tcp_opened\":%llu,"
 		   "\"tcp_closed\":%llu,\"tcp_refused\":%llu,\"tcp_reset\":%llu,"
 		   "\"udp_opened\":%llu,\"udp_closed\":%llu,"
 		   "\"icmp_echo_local\":%llu,\"icmp_opened\":%llu,\"drops\":{",
 		(unsigned long long)r->st.frames_in,
 		(unsigned long long)r->st.frames_out, r->flows->count,
-		r->flows->cap, (unsigned long long)r->st.tcp_opened,
+		r->flows->cap, r->flows->guests.keys, r->flows->udp,
+		r->flows->half_open, (unsigned long long)r->st.tcp_opened,
 		(unsigned long long)r->st.tcp_closed,
 		(unsigned long long)r->st.tcp_refused,
 		(unsigned long long)r->st.tcp_reset,
@@ -1145,17 +1328,19 @@ void router_stats_json(struct pb *pb, uint32_t nd, void *file)
 	for (int i = 0; i < RD_MAX; i++)
 		fprintf(f, "%s\"%s\":%llu", i ? "," : "", rdrop_names[i],
 			(unsigned long long)r->st.drops[i]);
+	router_limits_json(r, f);
 	const struct reasm_stats *rs = reasm_stats(r->reasm);
 
 	fprintf(f, "},\"reassembly\":{\"fragments\":%llu,\"completed\":%llu,"
 		   "\"timeouts\":%llu,\"overlaps\":%llu,\"too_big\":%llu,"
-		   "\"full\":%llu,\"malformed\":%llu,\"duplicates\":%llu,"
-		   "\"pending\":%u}",
+		   "\"full\":%llu,\"source_full\":%llu,\"malformed\":%llu,"
+		   "\"duplicates\":%llu,\"pending\":%u}",
 		(unsigned long long)rs->fragments,
 		(unsigned long long)rs->completed,
 		(unsigned long long)rs->timeouts,
 		(unsigned long long)rs->overlaps,
 		(unsigned long long)rs->too_big, (unsigned long long)rs->full,
+		(unsigned long long)rs->source_full,
 		(unsigned long long)rs->malformed,
 		(unsigned long long)rs->duplicates, reasm_pending(r->reasm));
 	const struct dhcp_stats *ds = &r->dhcp.st;

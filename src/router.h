@@ -63,6 +63,27 @@ enum rdrop {
 
 extern const char *const rdrop_names[RD_MAX];
 
+/*
+ * A limit that refused something: each has an option (docs/patchbay.1) and
+ * a counter "limits" in the router's stats.  The flow limits come first,
+ * in flow.h's order.
+ */
+enum limit {
+	LIMIT_FLOWS,		/* max-flows */
+	LIMIT_FLOWS_GUEST,	/* max-flows-per-guest */
+	LIMIT_UDP_FLOWS,	/* max-udp-flows */
+	LIMIT_HALF_OPEN,	/* max-tcp-half-open */
+	LIMIT_FRAGS,		/* max-frags (slots or buffer bytes) */
+	LIMIT_FRAGS_GUEST,	/* max-frags-per-guest */
+	LIMIT_TFTP,		/* max-tftp-sessions */
+	LIMIT_TFTP_GUEST,	/* max-tftp-per-guest */
+	LIMIT_LEASES,		/* max-leases */
+	LIMIT_FDS,		/* the process's descriptors (EMFILE, ENFILE) */
+	LIMIT_MAX,
+};
+
+extern const char *const limit_names[LIMIT_MAX];
+
 struct neigh {
 	uint32_t ip;		/* network order; 0 = free */
 	uint8_t mac[6];
@@ -80,6 +101,7 @@ struct hostfwd {
 	uint16_t guest_port;		/* host order */
 	int fd;
 	uint32_t conns;
+	bool resting;			/* accept() hit EMFILE: not watched */
 };
 
 /* flow.hostfwd of a connection whose forward was removed at run time. */
@@ -101,6 +123,7 @@ struct router_stats {
 	uint64_t tcp_opened, tcp_closed, tcp_refused, tcp_reset;
 	uint64_t udp_opened, udp_closed, icmp_echo_local, icmp_opened;
 	uint64_t arena_flushes;
+	uint64_t limit[LIMIT_MAX];	/* times each limit refused */
 };
 
 struct flow_table;
@@ -129,9 +152,11 @@ struct router {
 	unsigned nhostfwd;
 	struct guestfwd guestfwd[GUESTFWD_MAX];
 	unsigned nguestfwd;
+	bool fwd_resting;	/* a forward's listener rests (EMFILE) */
 
 	struct flow_table *flows;
 	struct reasm *reasm;
+	uint32_t frags_max, frags_per_guest;	/* reassembly limits */
 	struct dhcp_server dhcp;
 	struct dns_config dnscfg;
 	struct tftp_server *tftp;	/* tftp=, or NULL */
@@ -206,6 +231,9 @@ static inline void rdrop(struct router *r, enum rdrop why)
 {
 	r->st.drops[why]++;
 }
+
+/* A limit refused something: count it, log it (rate-limited). */
+void router_limit_hit(struct router *r, enum limit which);
 
 /* Hand a finished frame (an router_alloc() buffer) to the segment. */
 void router_emit_frame(struct router *r, uint8_t *frame, size_t len);
@@ -317,6 +345,11 @@ int router_map_dst6(struct router *r, const struct in6_addr *dst,
 /* Make a host socket of a family (bound to outbound= for IPv4). */
 int router_socket_af(struct router *r, int af, int type, int proto);
 
+/* A new flow opened by the guest at MAC mac (NULL: by the host side), or
+ * NULL if a limit refused it (counted in limits and drops; the caller
+ * refuses the packet: RST, ICMP error or silence). */
+struct flow *router_flow_new(struct router *r, const struct flow_key *k,
+			     const uint8_t *mac);
 /* Register f's fd for events (or change them). */
 int router_flow_watch(struct router *r, struct flow *f, uint32_t events,
 		      bool add);

@@ -699,12 +699,18 @@ static void tcp_open(struct router *r, const struct ip4_view *ip,
 			return;
 		}
 	}
-	f = flow_alloc(r->flows, k);
-	if (!f) {
+	if (!flow_half_open_room(r->flows)) {
 		rdrop(r, RD_FLOW_FULL);
+		router_limit_hit(r, LIMIT_HALF_OPEN);
 		tcp_rst_reply(r, ip, s, s->payload.rem);
 		return;
 	}
+	f = router_flow_new(r, k, ip->src_mac);
+	if (!f) {
+		tcp_rst_reply(r, ip, s, s->payload.rem);
+		return;
+	}
+	flow_set_half_open(r->flows, f, true);
 	if (g) {
 		fd = fwd_guest_connect(r, g, &connected);
 	} else {
@@ -916,6 +922,7 @@ void tcp_input(struct router *r, const struct ip4_view *ip)
 			return;
 		}
 		t->state = TS_ESTABLISHED;
+		flow_set_half_open(r->flows, f, false);
 		t->snd_una = s.ack;
 		t->retries = 0;
 		f->deadline = 0;
@@ -1098,8 +1105,12 @@ void tcp_inbound(struct router *r, int fd,
 	struct flow *f;
 
 	fwd_client_key(r, h, client, &k);
-	if (flow_lookup(r->flows, &k) || !(f = flow_alloc(r->flows, &k))) {
+	if (flow_lookup(r->flows, &k)) {
 		rdrop(r, RD_FLOW_FULL);
+		close(fd);
+		return;
+	}
+	if (!(f = router_flow_new(r, &k, NULL))) {
 		close(fd);
 		return;
 	}

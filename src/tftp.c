@@ -14,8 +14,11 @@
  * before the file is opened for reading, and again after).  WRQ is refused
  * (ERROR 2): the server is read-only.
  *
- * Each accepted RRQ gets a session in a fixed table (TFTP_SESSIONS),
- * keyed by the guest's (address, port), and a transfer ID of its own: a
+ * Each accepted RRQ gets a session in a fixed table (max-tftp-sessions,
+ * TFTP_SESSIONS by default; one guest address may hold at most
+ * max-tftp-per-guest of them, a quarter by default, so that one guest
+ * cannot keep the others from booting), keyed by the guest's (address,
+ * port), and a transfer ID of its own: a
  * random port of the gateway from which it sends and to which the guest
  * answers (RFC 1350 section 4).  udp_input() hands us every datagram to the
  * gateway's port 69 or to a live session's port; a datagram to a session's
@@ -105,7 +108,9 @@ struct tftp_server {
 	int rootfd;
 	uint8_t *scratch;	/* netascii: raw file bytes of one block */
 	unsigned active;
-	struct tftp_session s[TFTP_SESSIONS];
+	unsigned nsess;		/* max-tftp-sessions */
+	unsigned per_guest;	/* max-tftp-per-guest */
+	struct tftp_session *s;	/* nsess */
 	struct tftp_stats st;
 };
 
@@ -334,7 +339,7 @@ static uint16_t tftp_new_tid(const struct tftp_server *t)
 					  arc4random_uniform(65536 - TFTP_TID_MIN));
 		bool busy = false;
 
-		for (unsigned i = 0; i < TFTP_SESSIONS && !busy; i++)
+		for (unsigned i = 0; i < t->nsess && !busy; i++)
 			busy = t->s[i].used && t->s[i].tid == tid;
 		if (!busy)
 			return tid;
@@ -582,7 +587,7 @@ static void tftp_log(struct router *r, uint32_t gip, uint16_t gport,
 static struct tftp_session *tftp_find_guest(struct tftp_server *t,
 					    uint32_t gip, uint16_t gport)
 {
-	for (unsigned i = 0; i < TFTP_SESSIONS; i++)
+	for (unsigned i = 0; i < t->nsess; i++)
 		if (t->s[i].used && t->s[i].gip == gip &&
 		    t->s[i].gport == gport)
 			return &t->s[i];
@@ -598,6 +603,7 @@ static void tftp_request(struct router *r, const struct ip4_view *ip,
 	char path[TFTP_NAME_MAX];
 	uint32_t h = hash_bytes(p, len);
 	uint64_t size = 0;
+	unsigned mine = 0;	/* sessions of this guest */
 	int rc, fd;
 
 	rc = tftp_parse_request(p, len, &req);
@@ -637,11 +643,15 @@ static void tftp_request(struct router *r, const struct ip4_view *ip,
 		return;
 	}
 	s = NULL;
-	for (unsigned i = 0; i < TFTP_SESSIONS && !s; i++)
-		if (!t->s[i].used)
+	for (unsigned i = 0; i < t->nsess; i++) {
+		if (!t->s[i].used && !s)
 			s = &t->s[i];
-	if (!s) {
+		else if (t->s[i].used && t->s[i].gip == ip->src)
+			mine++;
+	}
+	if (!s || mine >= t->per_guest) {
 		t->st.busy++;
+		router_limit_hit(r, s ? LIMIT_TFTP_GUEST : LIMIT_TFTP);
 		tftp_send_error(r, ip->src, sport, tftp_new_tid(t), TFTP_EUNDEF,
 				"Server busy");
 		return;
@@ -743,7 +753,7 @@ bool tftp_udp_input(struct router *r, const struct ip4_view *ip,
 		tftp_request(r, ip, sport, p, len);
 		return true;
 	}
-	for (unsigned i = 0; i < TFTP_SESSIONS; i++) {
+	for (unsigned i = 0; i < t->nsess; i++) {
 		struct tftp_session *s = &t->s[i];
 
 		if (!s->used || s->tid != dport)
@@ -765,7 +775,7 @@ void tftp_timer(struct router *r, uint64_t now)
 
 	if (!t || !t->active)
 		return;
-	for (unsigned i = 0; i < TFTP_SESSIONS; i++) {
+	for (unsigned i = 0; i < t->nsess; i++) {
 		struct tftp_session *s = &t->s[i];
 
 		if (!s->used)
@@ -799,8 +809,15 @@ int tftp_configure(struct router *r, const struct opts *o, char *err,
 				.resolve = RESOLVE_IN_ROOT |
 					   RESOLVE_NO_MAGICLINKS };
 	struct tftp_server *t;
+	uint64_t nsess, per_guest;
 	long probe;
+	int rc;
 
+	if ((rc = opts_get_uint(o, "max-tftp-sessions", 1, TFTP_SESSIONS_MAX,
+				TFTP_SESSIONS, &nsess, err, errlen)) ||
+	    (rc = opts_get_uint(o, "max-tftp-per-guest", 1, nsess,
+				MAX(nsess / 4, 1), &per_guest, err, errlen)))
+		return rc;
 	if (!dir)
 		return 0;
 	if (!*dir) {
@@ -815,7 +832,8 @@ int tftp_configure(struct router *r, const struct opts *o, char *err,
 	t->rootfd = -1;
 	r->tftp = t;
 	t->scratch = malloc(TFTP_BLKSIZE_MAX);
-	if (!t->scratch) {
+	t->s = calloc(nsess, sizeof(*t->s));
+	if (!t->scratch || !t->s) {
 		snprintf(err, errlen, "tftp: out of memory");
 		return -ENOMEM;
 	}
@@ -836,7 +854,9 @@ int tftp_configure(struct router *r, const struct opts *o, char *err,
 		return -e;
 	}
 	close((int)probe);
-	for (unsigned i = 0; i < TFTP_SESSIONS; i++)
+	t->nsess = (unsigned)nsess;
+	t->per_guest = (unsigned)per_guest;
+	for (unsigned i = 0; i < t->nsess; i++)
 		t->s[i].fd = -1;
 	{
 		char gw[INET_ADDRSTRLEN];
@@ -854,13 +874,23 @@ void tftp_free(struct router *r)
 
 	if (!t)
 		return;
-	for (unsigned i = 0; i < TFTP_SESSIONS; i++)
+	for (unsigned i = 0; i < t->nsess; i++)
 		tftp_end(t, &t->s[i]);
 	if (t->rootfd >= 0)
 		close(t->rootfd);
 	free(t->scratch);
+	free(t->s);
 	free(t);
 	r->tftp = NULL;
+}
+
+unsigned tftp_limit(const struct router *r, bool per_guest)
+{
+	const struct tftp_server *t = r->tftp;
+
+	if (!t)
+		return 0;
+	return per_guest ? t->per_guest : t->nsess;
 }
 
 void tftp_stats_json(struct router *r, FILE *f)
@@ -871,13 +901,13 @@ void tftp_stats_json(struct router *r, FILE *f)
 	if (!t)
 		return;
 	s = &t->st;
-	fprintf(f, ",\"tftp\":{\"sessions\":%u,\"sessions_max\":%d,"
+	fprintf(f, ",\"tftp\":{\"sessions\":%u,\"sessions_max\":%u,"
 		   "\"rrq\":%llu,\"wrq_refused\":%llu,\"completed\":%llu,"
 		   "\"bytes\":%llu,\"blocks\":%llu,\"retransmits\":%llu,"
 		   "\"timeouts\":%llu,\"not_found\":%llu,\"access_violation\":%llu,"
 		   "\"illegal_op\":%llu,\"option_negotiation\":%llu,"
 		   "\"busy\":%llu,\"unknown_tid\":%llu,\"client_errors\":%llu}",
-		t->active, TFTP_SESSIONS, (unsigned long long)s->rrq,
+		t->active, t->nsess, (unsigned long long)s->rrq,
 		(unsigned long long)s->wrq, (unsigned long long)s->completed,
 		(unsigned long long)s->bytes, (unsigned long long)s->blocks,
 		(unsigned long long)s->retransmits,

@@ -37,7 +37,8 @@
 #define TFTP_TIMEOUT_MIN 1	/* RFC 2349, seconds */
 #define TFTP_TIMEOUT_MAX 255
 #define TFTP_WINDOW_MAX 64	/* we answer at most this (RFC 7440 allows less) */
-#define TFTP_SESSIONS 64
+#define TFTP_SESSIONS 64		/* default of max-tftp-sessions */
+#define TFTP_SESSIONS_MAX 4096
 
 enum tftp_mode { TFTP_MODE_OCTET, TFTP_MODE_NETASCII };
 
@@ -104,6 +105,8 @@ bool tftp_udp_input(struct router *r, const struct ip4_view *ip,
 		    size_t len);
 /* Retransmissions, expiry, and windows waiting for output buffers. */
 void tftp_timer(struct router *r, uint64_t now);
+/* max-tftp-sessions (per_guest: max-tftp-per-guest); 0 without tftp=. */
+unsigned tftp_limit(const struct router *r, bool per_guest);
 /* ",\"tftp\":{...}" when TFTP is configured. */
 void tftp_stats_json(struct router *r, FILE *f);
 

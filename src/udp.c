@@ -162,9 +162,8 @@ void udp_input(struct router *r, const struct ip4_view *ip)
 			ip_unreach(r, ip, rc == -EACCES ? 13 : 0);
 			return;
 		}
-		f = flow_alloc(r->flows, &k);
+		f = router_flow_new(r, &k, ip->src_mac);
 		if (!f) {
-			rdrop(r, RD_FLOW_FULL);
 			ip_unreach(r, ip, 1);
 			return;
 		}
@@ -335,10 +334,9 @@ void udp_hostfwd_event(struct router *r, int hidx)
 		fwd_client_key(r, h, &from, &key);
 		f = flow_lookup(r->flows, &key);
 		if (!f) {
-			f = flow_alloc(r->flows, &key);
+			f = router_flow_new(r, &key, NULL);
 			if (!f) {
 				r->arena_used--;
-				rdrop(r, RD_FLOW_FULL);
 				continue;
 			}
 			f->fd = h->fd;

@@ -11,8 +11,10 @@
  * each, docs/control.md) and gets one reply line per request, in order.
  *
  * Nothing here may block or starve the data path:
- *  - every socket is non-blocking; at most CTL_MAX_CLIENTS clients, and
- *    connections beyond that get an error line and are closed at once;
+ *  - every socket is non-blocking; at most max_clients clients
+ *    (--max-ctl-clients, CTL_CLIENTS_DEFAULT), and connections beyond that
+ *    get an EBUSY error line and are closed at once (counted, and logged
+ *    at the 1st, 2nd, 4th, 8th... refusal);
  *  - a client has one input buffer of CTL_LINE_MAX + 1 bytes.  A line that
  *    does not fit gets an E2BIG error and is skipped up to its newline (the
  *    connection stays usable);
@@ -77,6 +79,8 @@ struct ctl {
 	int lfd;
 	int memfd;		/* scratch file for the library's JSON */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int max_clients;
+	unsigned long long refused;	/* connections over max_clients */
 	struct ctl_client cl[CTL_MAX_CLIENTS];
 	int map[CTL_POLLFDS];	/* pollfd slot -> client, -1: listener */
 	struct sbuf reply;	/* the reply being built */
@@ -143,7 +147,8 @@ static bool ctl_path_live(const struct sockaddr_un *a)
 	return live;
 }
 
-struct ctl *ctl_open(pb_t *pb, const char *path, char *err, size_t errlen)
+struct ctl *ctl_open(pb_t *pb, const char *path, int max_clients, char *err,
+		     size_t errlen)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	struct stat st;
@@ -174,6 +179,7 @@ struct ctl *ctl_open(pb_t *pb, const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	c->pb = pb;
+	c->max_clients = max_clients;
 	c->reply.max = CTL_OUT_MAX;
 	for (int i = 0; i < CTL_MAX_CLIENTS; i++)
 		c->cl[i].fd = c->cl[i].passed_fd = -1;
@@ -832,10 +838,11 @@ static bool client_read(struct ctl *c, struct ctl_client *cl)
 
 static void ctl_accept(struct ctl *c)
 {
-	static const char busy[] =
-		"{\"id\":null,\"ok\":false,\"error\":{\"code\":\"EBUSY\","
-		"\"message\":\"too many control clients (at most "
-		STR(CTL_MAX_CLIENTS) ")\"}}\n";
+	char busy[160];
+	int n = snprintf(busy, sizeof(busy),
+			 "{\"id\":null,\"ok\":false,\"error\":{\"code\":"
+			 "\"EBUSY\",\"message\":\"too many control clients "
+			 "(at most %d)\"}}\n", c->max_clients);
 
 	for (int k = 0; k < CTL_ACCEPT_BURST; k++) {
 		int fd = accept4(c->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -843,16 +850,22 @@ static void ctl_accept(struct ctl *c)
 
 		if (fd < 0)
 			return;
-		for (int i = 0; i < CTL_MAX_CLIENTS && !cl; i++)
+		for (int i = 0; i < c->max_clients && !cl; i++)
 			if (c->cl[i].fd < 0)
 				cl = &c->cl[i];
 		if (cl)
 			cl->in = malloc(CTL_IN_CAP);
 		if (!cl || !cl->in) {
-			if (send(fd, busy, sizeof(busy) - 1,
+			if (send(fd, busy, (size_t)n,
 				 MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 				(void)0;	/* it goes away regardless */
 			close(fd);
+			c->refused++;
+			if (!(c->refused & (c->refused - 1)))
+				fprintf(stderr, "patchbay: warning: control "
+					"socket: %llu connections refused "
+					"(--max-ctl-clients %d)\n",
+					c->refused, c->max_clients);
 			continue;
 		}
 		cl->fd = fd;

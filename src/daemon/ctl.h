@@ -11,7 +11,8 @@
 #include "patchbay.h"
 
 #define CTL_SCHEMA_VERSION 1
-#define CTL_MAX_CLIENTS 32
+#define CTL_MAX_CLIENTS 256		/* highest --max-ctl-clients */
+#define CTL_CLIENTS_DEFAULT 32
 #define CTL_LINE_MAX 65536		/* bytes of a request, newline excluded */
 #define CTL_OUT_MAX (4u << 20)		/* unsent reply bytes per client */
 #define CTL_POLLFDS (1 + CTL_MAX_CLIENTS)
@@ -22,9 +23,11 @@ struct ctl;
 /*
  * Listen on a unix socket at path, owner-only (mode 0600, created under
  * umask 077).  A stale socket file there (nobody accepts) is replaced; a
- * live one is an error.  Returns NULL with a message in err.
+ * live one is an error.  At most max_clients (1..CTL_MAX_CLIENTS) are
+ * served at once.  Returns NULL with a message in err.
  */
-struct ctl *ctl_open(pb_t *pb, const char *path, char *err, size_t errlen);
+struct ctl *ctl_open(pb_t *pb, const char *path, int max_clients, char *err,
+		     size_t errlen);
 /* Disconnect every client, close the socket and remove its file. */
 void ctl_close(struct ctl *c);
 

@@ -46,6 +46,9 @@ static const char usage_text[] =
 	"             [,hostfwd=[tcp|udp]:[HADDR]:HPORT-[GADDR]:GPORT]...\n"
 	"             [,guestfwd=[tcp]:ADDR:PORT-cmd:CMD|-HOST:PORT|-unix:PATH]...\n"
 	"             [,mtu=N][,host-loopback=on|off][,outbound-addr=IP][,max-flows=N]\n"
+	"             [,max-flows-per-guest=N][,max-udp-flows=N][,max-tcp-half-open=N]\n"
+	"             [,max-frags=N][,max-frags-per-guest=N][,max-tftp-sessions=N]\n"
+	"             [,max-tftp-per-guest=N][,max-leases=N]\n"
 	"             [,hostname=][,domainname=][,dnssearch=]...[,bootfile=]\n"
 	"             [,tftp-server-name=][,dhcp-host=MAC,,IP[,,NAME]]...\n"
 	"             [,dhcp-option=CODE,,VALUE]...[,dhcp=on|off][,dhcp-lease=S]\n"
@@ -66,6 +69,8 @@ static const char usage_text[] =
 	"  --ctl PATH                   control socket (JSON lines, owner-only; the\n"
 	"                               default topology has one: ctl.sock beside\n"
 	"                               the default listener)\n"
+	"  --max-ctl-clients N          control clients served at once (1-256,\n"
+	"                               default 32; more get an EBUSY line)\n"
 	"  -v, --verbose                debug log output\n"
 	"  -q, --quiet                  only warnings and errors\n"
 	"  -h, --help                   this text\n"
@@ -144,6 +149,7 @@ int main(int argc, char **argv)
 {
 	struct spec specs[MAX_SPECS];
 	int nspecs = 0, verbosity = 0, nnetdev = 0, nseg = 0;
+	int max_ctl = CTL_CLIENTS_DEFAULT;
 	const char *stats_file = NULL, *sock_path = NULL, *ctl_path = NULL;
 	char default_sock[4096] = "", default_ctl[4096], spec_buf[4200];
 	struct ctl *ctl = NULL;
@@ -196,6 +202,16 @@ int main(int argc, char **argv)
 			if (!val)
 				die("%s needs an argument", a);
 			stats_file = val;
+			i++;
+			continue;
+		} else if (!strcmp(a, "--max-ctl-clients")) {
+			char *end;
+			long v = val ? strtol(val, &end, 10) : 0;
+
+			if (!val || !*val || *end || v < 1 || v > CTL_MAX_CLIENTS)
+				die("--max-ctl-clients must be a number from 1 to %d, not '%s'",
+				    CTL_MAX_CLIENTS, val ? val : "");
+			max_ctl = (int)v;
 			i++;
 			continue;
 		} else if (!strcmp(a, "--socket") || !strcmp(a, "--ctl")) {
@@ -306,7 +322,8 @@ int main(int argc, char **argv)
 		ctl_path = default_ctl;
 	}
 	if (ctl_path) {
-		ctl = ctl_open(pb, ctl_path, spec_buf, sizeof(spec_buf));
+		ctl = ctl_open(pb, ctl_path, max_ctl, spec_buf,
+			       sizeof(spec_buf));
 		if (!ctl)
 			die("--ctl: %s", spec_buf);
 		if (verbosity >= 0)

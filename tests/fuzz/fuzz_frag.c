@@ -420,7 +420,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	pattern_init();
 	maxd = max_dgrams[data[0] & 3];
 	maxb = max_bytes[data[0] >> 2 & 3];
-	r = reasm_new(maxd, maxb, TIMEOUT);
+	r = reasm_new(maxd, maxd, maxb, TIMEOUT);
 	CHECK(r != NULL);
 	model_init(maxd, maxb);
 

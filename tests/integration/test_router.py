@@ -1563,7 +1563,8 @@ def test_syn_flood_past_max_flows(tmp_path):
     hs = host_listener(backlog=512)
     port = hs.getsockname()[1]
     try:
-        with RouterLab(tmp_path, user=",max-flows=64") as lab, \
+        with RouterLab(tmp_path, user=",max-flows=64,max-flows-per-guest=64") \
+                as lab, \
                 HttpServer(tmp_path) as http:
             r = lab.router()
             assert r["flows_max"] == 64, r

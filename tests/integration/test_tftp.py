@@ -320,18 +320,22 @@ def test_wrq_and_bad_requests_refused(tmp_path):
 
 
 def test_session_cap_and_expiry(tmp_path):
-    """64 transfers at once; the 65th is told the server is busy; silent
-    clients' sessions end after bounded retries; then TFTP works again."""
+    """64 transfers at once (max-tftp-sessions' default; this one guest may
+    have them all); the 65th is told the server is busy; silent clients'
+    sessions end after bounded retries; then TFTP works again."""
     _require()
     mid = _data(10, 4000)
     root = _root(tmp_path, {"mid": mid})
-    with ServiceLab(tmp_path, user=",tftp=%s" % root) as lab:
+    with ServiceLab(tmp_path, user=",tftp=%s,max-tftp-per-guest=64"
+                    % root) as lab:
         r = _client(lab, {"op": "hold", "name": "mid", "n": 65})
         ops = [a[0] for a in r["answers"]]
         assert ops.count(3) == 64, r
         assert r["answers"][-1] == [5, 0], r
         t = lab.router()["tftp"]
         assert t["sessions"] == 64 and t["busy"] == 1, t
+        assert lab.router()["limits"]["tftp_sessions"] == \
+            {"max": 64, "hit": 1}
         t0 = time.monotonic()
         t = _wait_idle(lab, timeout=30)
         print("64 silent sessions expired in %.1fs" % (time.monotonic() - t0))

@@ -1586,6 +1586,39 @@ static void test_server_nak(void **state)
 	lab_close(l);
 }
 
+/*
+ * max-leases=2 in a pool of 240: a third client gets no offer (counted in
+ * exhausted and limits.leases) while the first two renew; once one
+ * releases, the third gets an address.  A reservation is never refused.
+ */
+static void test_server_max_leases(void **state)
+{
+	struct lab *l = lab_open("max-leases=2,dhcp-host=52:54:00:12:34:09,,10.0.2.30");
+	uint32_t a;
+	struct reply *r;
+
+	(void)state;
+	a = lease(l, 1);
+	assert_int_equal(a, IP(10, 0, 2, 15));
+	assert_int_equal(lease(l, 2), IP(10, 0, 2, 16));
+	assert_null(discover(l, 3, 0));
+	r = request(l, 3, IP(10, 0, 2, 17), 0);
+	assert_non_null(r);
+	assert_int_equal(r->type, DHCPNAK);
+	assert_int_equal(dhcp_counter(l, "exhausted"), 1);
+	assert_non_null(strstr(lab_stats(l),
+			       "\"leases\":{\"max\":2,\"hit\":2}"));
+	/* holders renew; a reservation inside the pool is served */
+	assert_int_equal(lease(l, 1), a);
+	assert_int_equal(lease(l, 9), IP(10, 0, 2, 30));
+	/* a release makes room (the reservation holds one: still full) */
+	release(l, 1, a);
+	assert_null(discover(l, 3, 0));
+	release(l, 9, IP(10, 0, 2, 30));
+	assert_int_not_equal(lease(l, 3), 0);
+	lab_close(l);
+}
+
 static void test_server_exhaustion(void **state)
 {
 	/* /28: .0 net, .2 gw, .3 dns, .15 broadcast: pool .12-.14 */
@@ -2028,6 +2061,7 @@ int main(void)
 		cmocka_unit_test(test_server_restrict),
 		cmocka_unit_test(test_server_nak),
 		cmocka_unit_test(test_server_exhaustion),
+		cmocka_unit_test(test_server_max_leases),
 		cmocka_unit_test(test_server_lease_expiry),
 		cmocka_unit_test(test_server_decline),
 		cmocka_unit_test(test_server_skips_taken),

@@ -171,6 +171,7 @@ static void assert_stats_sane(const struct reasm *r)
 	const struct reasm_stats *st = reasm_stats(r);
 
 	assert_true(st->completed + st->overlaps + st->too_big + st->full +
+			st->source_full +
 			st->malformed + st->duplicates <=
 		    st->fragments);
 }
@@ -289,12 +290,14 @@ static void test_new_limits(void **state)
 	struct reasm *r;
 
 	(void) state;
-	assert_null(reasm_new(0, 1 << 20, TIMEOUT));
-	assert_null(reasm_new(REASM_MAX_DATAGRAMS + 1, 1 << 20, TIMEOUT));
-	assert_null(reasm_new(4, REASM_BLOCK - 1, TIMEOUT));
-	assert_null(reasm_new(4, 0, TIMEOUT));
+	assert_null(reasm_new(0, 0, 1 << 20, TIMEOUT));
+	assert_null(reasm_new(REASM_MAX_DATAGRAMS + 1, REASM_MAX_DATAGRAMS + 1, 1 << 20, TIMEOUT));
+	assert_null(reasm_new(4, 4, REASM_BLOCK - 1, TIMEOUT));
+	assert_null(reasm_new(4, 4, 0, TIMEOUT));
+	assert_null(reasm_new(4, 0, 1 << 20, TIMEOUT));
+	assert_null(reasm_new(4, 5, 1 << 20, TIMEOUT));
 	reasm_free(NULL);
-	r = reasm_new(1, REASM_BLOCK, TIMEOUT);
+	r = reasm_new(1, 1, REASM_BLOCK, TIMEOUT);
 	assert_non_null(r);
 	assert_int_equal(reasm_pending(r), 0);
 	assert_int_equal(reasm_bytes(r), 0);
@@ -307,7 +310,7 @@ static void test_orders(void **state)
 	static uint8_t dg[65535];
 	struct frags fs = {0};
 	size_t order[MAXF] = {0}, len;
-	struct reasm *r = reasm_new(8, 1 << 20, TIMEOUT);
+	struct reasm *r = reasm_new(8, 8, 1 << 20, TIMEOUT);
 
 	(void) state;
 	assert_non_null(r);
@@ -357,7 +360,7 @@ static void test_first_options(void **state)
 	static uint8_t dg[65535];
 	struct hdr h = hdr_a;
 	struct frags fs = {0};
-	struct reasm *r = reasm_new(8, 1 << 20, TIMEOUT);
+	struct reasm *r = reasm_new(8, 8, 1 << 20, TIMEOUT);
 	size_t len;
 
 	(void) state;
@@ -390,7 +393,7 @@ static void test_header_flags(void **state)
 	uint8_t p1[16], p2[13];
 	struct hdr h = hdr_a;
 	struct frags fs = {0};
-	struct reasm *r = reasm_new(8, 1 << 20, TIMEOUT);
+	struct reasm *r = reasm_new(8, 8, 1 << 20, TIMEOUT);
 	const uint8_t *out;
 	size_t outlen;
 
@@ -426,7 +429,7 @@ static void test_overlap(void **state)
 	    {8, 16}, {40, 16}, {16, 16}, {24, 8}, {8, 48}, {16, 40}, {40, 8},
 	};
 	uint8_t buf[64];
-	struct reasm *r = reasm_new(8, 1 << 20, TIMEOUT);
+	struct reasm *r = reasm_new(8, 8, 1 << 20, TIMEOUT);
 	const uint8_t *out;
 	size_t outlen;
 
@@ -478,7 +481,7 @@ static void test_duplicate(void **state)
 {
 	uint8_t buf[64], other[64];
 	struct frags fs = {0};
-	struct reasm *r = reasm_new(8, 1 << 20, TIMEOUT);
+	struct reasm *r = reasm_new(8, 8, 1 << 20, TIMEOUT);
 	const uint8_t *out;
 	size_t outlen, held;
 
@@ -531,7 +534,7 @@ static void test_bad_lengths(void **state)
 {
 	uint8_t buf[64];
 	struct frags fs = {0};
-	struct reasm *r = reasm_new(8, 1 << 20, TIMEOUT);
+	struct reasm *r = reasm_new(8, 8, 1 << 20, TIMEOUT);
 	const uint8_t *out;
 	size_t outlen;
 
@@ -560,7 +563,7 @@ static void test_bad_lengths(void **state)
 static void test_malformed_headers(void **state)
 {
 	uint8_t buf[16], pkt[128];
-	struct reasm *r = reasm_new(8, 1 << 20, TIMEOUT);
+	struct reasm *r = reasm_new(8, 8, 1 << 20, TIMEOUT);
 	const uint8_t *out;
 	size_t outlen, len;
 	uint64_t n = 0;
@@ -605,7 +608,7 @@ static void test_last_conflicts(void **state)
 {
 	uint8_t buf[64];
 	struct frags fs = {0};
-	struct reasm *r = reasm_new(8, 1 << 20, TIMEOUT);
+	struct reasm *r = reasm_new(8, 8, 1 << 20, TIMEOUT);
 	const uint8_t *out;
 	size_t outlen;
 
@@ -644,7 +647,7 @@ static void test_too_big(void **state)
 	static const uint8_t opt[4] = {0x01, 0x01, 0x01, 0x00};
 	struct hdr h = hdr_a;
 	struct frags fs = {0};
-	struct reasm *r = reasm_new(8, 1 << 20, TIMEOUT);
+	struct reasm *r = reasm_new(8, 8, 1 << 20, TIMEOUT);
 	const uint8_t *out;
 	size_t outlen;
 
@@ -684,7 +687,7 @@ static void test_many_pieces(void **state)
 {
 	static uint8_t buf[128 * 8], dg[20 + sizeof(buf)];
 	struct frags fs = {0};
-	struct reasm *r = reasm_new(8, 1 << 20, TIMEOUT);
+	struct reasm *r = reasm_new(8, 8, 1 << 20, TIMEOUT);
 	size_t len;
 
 	(void) state;
@@ -702,7 +705,7 @@ static void test_too_many_pieces_drop(void **state)
 {
 	static uint8_t buf[129 * 8];
 	struct frags fs = {0};
-	struct reasm *r = reasm_new(8, 1 << 20, TIMEOUT);
+	struct reasm *r = reasm_new(8, 8, 1 << 20, TIMEOUT);
 	const uint8_t *out;
 	size_t outlen;
 
@@ -725,7 +728,7 @@ static void test_cap_datagrams(void **state)
 {
 	uint8_t buf[32];
 	struct frags fs = {0};
-	struct reasm *r = reasm_new(2, 1 << 20, TIMEOUT);
+	struct reasm *r = reasm_new(2, 2, 1 << 20, TIMEOUT);
 	const uint8_t *out;
 	size_t outlen;
 
@@ -757,13 +760,70 @@ static void test_cap_datagrams(void **state)
 	teardown_reasm(r);
 }
 
+/*
+ * Per source: a source holding max_per_source datagrams cannot start
+ * another (-EDQUOT, source_full), while another source still can; the
+ * datagrams already held go on, and once one completes or times out its
+ * source may start a new one.
+ */
+static void test_cap_per_source(void **state)
+{
+	uint8_t buf[32];
+	struct frags fa = {0}, fb = {0};
+	struct reasm *r = reasm_new(4, 2, 1 << 20, TIMEOUT);
+	struct hdr hb = hdr_a;
+	const uint8_t *out;
+	size_t outlen;
+
+	(void) state;
+	fill(buf, sizeof(buf), 3);
+	for (uint16_t id = 1; id <= 4; id++) {
+		struct hdr h = hdr_a;
+
+		h.id = id;
+		frag_add(&fa, &h, 0, true, buf, 16);
+		frag_add(&fa, &h, 16, false, buf + 16, 4);
+	}
+	hb.src = B_SRC;
+	frag_add(&fb, &hb, 0, true, buf, 16);
+	frag_add(&fb, &hb, 16, false, buf + 16, 4);
+
+	assert_int_equal(feed(r, &fa, 0, 0, &out, &outlen), 0);
+	assert_int_equal(feed(r, &fa, 2, 0, &out, &outlen), 0);
+	/* A's third and fourth datagrams: over its share, free slots or not */
+	assert_int_equal(feed(r, &fa, 4, 0, &out, &outlen), -EDQUOT);
+	assert_int_equal(feed(r, &fa, 7, 0, &out, &outlen), -EDQUOT);
+	assert_int_equal(reasm_stats(r)->source_full, 2);
+	assert_int_equal(reasm_stats(r)->full, 0);
+	assert_int_equal(reasm_pending(r), 2);
+	/* B is not held back by A */
+	assert_int_equal(feed(r, &fb, 0, 0, &out, &outlen), 0);
+	assert_int_equal(feed(r, &fb, 1, 0, &out, &outlen), 1);
+	/* A completes one: room for another of A's */
+	assert_int_equal(feed(r, &fa, 1, 0, &out, &outlen), 1);
+	assert_int_equal(be16(out + 4), 1);
+	assert_int_equal(feed(r, &fa, 4, 0, &out, &outlen), 0);
+	assert_int_equal(feed(r, &fa, 6, 0, &out, &outlen), -EDQUOT);
+	/* expiry gives A's slots back */
+	reasm_expire(r, 2 * TIMEOUT + 1);
+	assert_int_equal(reasm_pending(r), 0);
+	assert_int_equal(feed(r, &fa, 6, 2 * TIMEOUT + 2, &out, &outlen), 0);
+	assert_int_equal(feed(r, &fa, 7, 2 * TIMEOUT + 2, &out, &outlen), 1);
+	assert_int_equal(be16(out + 4), 4);
+	reasm_expire(r, 5 * TIMEOUT);
+	assert_int_equal(reasm_pending(r), 0);
+	frags_free(&fa);
+	frags_free(&fb);
+	teardown_reasm(r);
+}
+
 /* Bytes: a fragment that does not fit is refused; nothing older goes. */
 static void test_cap_bytes(void **state)
 {
 	static uint8_t buf[3000];
 	struct hdr hb = hdr_a;
 	struct frags fs = {0};
-	struct reasm *r = reasm_new(8, 6 * REASM_BLOCK + 100, TIMEOUT);
+	struct reasm *r = reasm_new(8, 8, 6 * REASM_BLOCK + 100, TIMEOUT);
 	const uint8_t *out;
 	size_t outlen;
 
@@ -803,7 +863,7 @@ static void test_timeout(void **state)
 	uint8_t buf[16];
 	struct hdr hb = hdr_a, hc = hdr_a;
 	struct frags fs = {0};
-	struct reasm *r = reasm_new(8, 1 << 20, TIMEOUT);
+	struct reasm *r = reasm_new(8, 8, 1 << 20, TIMEOUT);
 	const uint8_t *out;
 	size_t outlen;
 
@@ -848,7 +908,7 @@ static void test_interleaved_keys(void **state)
 	static uint8_t dg[4][8192];
 	struct frags fs[4] = {{0}};
 	size_t len[4], done = 0;
-	struct reasm *r = reasm_new(4, 1 << 20, TIMEOUT);
+	struct reasm *r = reasm_new(4, 4, 1 << 20, TIMEOUT);
 	const uint8_t *out;
 	size_t outlen;
 
@@ -895,7 +955,7 @@ static void test_many_datagrams(void **state)
 	static struct frags fs[N];
 	uint8_t buf[24];
 	size_t order[N], rank[N];
-	struct reasm *r = reasm_new(N, 1 << 20, TIMEOUT);
+	struct reasm *r = reasm_new(N, N, 1 << 20, TIMEOUT);
 	const uint8_t *out;
 	size_t outlen;
 	uint64_t now = 0;
@@ -971,7 +1031,7 @@ static void test_udp_max(void **state)
 	struct frags fs = {0};
 	size_t order[MAXF] = {0}, len;
 	uint32_t s = 42;
-	struct reasm *r = reasm_new(4, 65536, TIMEOUT);
+	struct reasm *r = reasm_new(4, 4, 65536, TIMEOUT);
 
 	(void) state;
 	assert_non_null(r);
@@ -1000,6 +1060,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_new_limits),
+	    cmocka_unit_test(test_cap_per_source),
 	    cmocka_unit_test(test_orders),
 	    cmocka_unit_test(test_first_options),
 	    cmocka_unit_test(test_header_flags),

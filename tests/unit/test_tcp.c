@@ -2342,11 +2342,13 @@ static void test_hostfwd_refused(void **state)
 /* ---- limits ------------------------------------------------------------- */
 
 /* A full flow table: the next SYN gets RST|ACK and is counted; once a
- * flow ends, a new one fits.  (max-flows is at least 16.) */
+ * flow ends, a new one fits.  (max-flows is at least 16; this one guest
+ * may have them all, and all may be half-open.) */
 static void test_flow_table_full(void **state)
 {
 	enum { MAXF = 16 };
-	struct lab *l = lab_open("max-flows=16");
+	struct lab *l = lab_open("max-flows=16,max-flows-per-guest=16,"
+				 "max-tcp-half-open=16");
 	struct conn c[MAXF + 1];
 	struct tseg s;
 	uint16_t hport;
@@ -2383,6 +2385,69 @@ static void test_flow_table_full(void **state)
 	c_synack(l, &c[MAXF]);
 	assert_int_equal(counter(l, "flows"), MAXF);
 	assert_int_equal(counter(l, "flow_table_full"), 1);
+	lab_close(l);
+}
+
+/* The limit's entry in the router's "limits" object. */
+static bool limit_is(struct lab *l, const char *name, unsigned max,
+		     unsigned hit)
+{
+	char want[96];
+
+	snprintf(want, sizeof(want), "\"%s\":{\"max\":%u,\"hit\":%u}", name,
+		 max, hit);
+	return strstr(strstr(lab_stats(l), "\"limits\":{"), want) != NULL;
+}
+
+/*
+ * max-tcp-half-open=2: two SYNs answered but not yet acknowledged by the
+ * guest are half-open; a third SYN gets RST|ACK and is counted.  Once the
+ * guest completes one handshake there is room again, and the connections
+ * already open never noticed.
+ */
+static void test_half_open_cap(void **state)
+{
+	struct lab *l = lab_open("max-tcp-half-open=2");
+	struct conn c[3];
+	struct tseg s;
+	uint16_t hport;
+	int lfd = host_listen(&hport, 64);
+
+	(void)state;
+	for (unsigned i = 0; i < 3; i++) {
+		memset(&c[i], 0, sizeof(c[i]));
+		c[i].gport = (uint16_t)(43000 + i);
+		c[i].hport = hport;
+		c[i].lfd = lfd;
+		c[i].isn = 7000u * (i + 1);
+		c[i].wnd = 65535;
+	}
+	c_syn(l, &c[0], opt_mss_ws, sizeof(opt_mss_ws));
+	c_synack(l, &c[0]);
+	c_syn(l, &c[1], opt_mss_ws, sizeof(opt_mss_ws));
+	c_synack(l, &c[1]);
+	assert_int_equal(counter(l, "tcp_half_open"), 2);
+	c_syn(l, &c[2], opt_mss_ws, sizeof(opt_mss_ws));
+	assert_true(lab_next(l, &s));
+	assert_int_equal(s.flags, TH_RST | TH_ACK);
+	assert_int_equal(s.ack, c[2].isn + 1);
+	expect_none(l);
+	assert_true(limit_is(l, "tcp_half_open", 2, 1));
+	assert_int_equal(counter(l, "flows"), 2);
+
+	/* the guest completes one handshake: it is no longer half-open */
+	c_ack(l, &c[0]);
+	expect_none(l);
+	assert_int_equal(counter(l, "tcp_half_open"), 1);
+	c_syn(l, &c[2], opt_mss_ws, sizeof(opt_mss_ws));
+	c_synack(l, &c[2]);
+	assert_int_equal(counter(l, "flows"), 3);
+	assert_true(limit_is(l, "tcp_half_open", 2, 1));
+	/* the established one still carries data */
+	c[0].afd = host_accept(lfd);
+	c_data(l, &c[0], 0, "ping", 4);
+	assert_true(lab_next(l, &s));
+	assert_int_equal(s.flags & TH_ACK, TH_ACK);
 	lab_close(l);
 }
 
@@ -2489,6 +2554,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_hostfwd, teardown),
 		cmocka_unit_test_teardown(test_hostfwd_refused, teardown),
 		cmocka_unit_test_teardown(test_flow_table_full, teardown),
+		cmocka_unit_test_teardown(test_half_open_cap, teardown),
 		cmocka_unit_test_teardown(test_retransmission_limit, teardown),
 		cmocka_unit_test_teardown(test_synack_retries, teardown),
 	};
