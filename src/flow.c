@@ -32,8 +32,9 @@ int flow_table_init(struct flow_table *t, const struct flow_limits *lim)
 		nb <<= 1;
 	t->f = calloc(cap, sizeof(*t->f));
 	t->bucket = malloc(nb * sizeof(*t->bucket));
+	t->lq = malloc(cap * sizeof(*t->lq));
 	rc = quota_init(&t->guests, cap, t->lim.per_guest);
-	if (!t->f || !t->bucket || rc) {
+	if (!t->f || !t->bucket || !t->lq || rc) {
 		flow_table_fini(t);
 		return -ENOMEM;
 	}
@@ -53,9 +54,11 @@ void flow_table_fini(struct flow_table *t)
 {
 	free(t->f);
 	free(t->bucket);
+	free(t->lq);
 	quota_fini(&t->guests);
 	t->f = NULL;
 	t->bucket = NULL;
+	t->lq = NULL;
 }
 
 static uint32_t flow_hash(const struct flow_key *k)
@@ -151,6 +154,44 @@ void flow_free(struct flow_table *t, struct flow *f)
 	t->count--;
 	while (t->high && !t->f[t->high - 1].used)
 		t->high--;
+}
+
+#define LINGER_SCAN 256	/* entries one flow_linger_take() looks at */
+
+void flow_linger_add(struct flow_table *t, struct flow *f)
+{
+	if (t->lq_len == t->cap) {	/* stale entries filled it */
+		t->lq_head = (t->lq_head + 1) % t->cap;
+		t->lq_len--;
+	}
+	t->lq[(t->lq_head + t->lq_len) % t->cap].idx = flow_index(t, f);
+	t->lq[(t->lq_head + t->lq_len) % t->cap].gen = f->gen;
+	t->lq_len++;
+	f->lingering = true;
+}
+
+struct flow *flow_linger_take(struct flow_table *t, const uint8_t *mac)
+{
+	for (uint32_t k = 0; k < t->lq_len && k < LINGER_SCAN; k++) {
+		uint32_t at = (t->lq_head + k) % t->cap;
+		struct flow *f = &t->f[t->lq[at].idx];
+		bool live = f->used && f->gen == t->lq[at].gen && f->lingering;
+
+		if (!live || !mac ||
+		    (f->guest != QUOTA_NONE &&
+		     !memcmp(t->guests.e[f->guest].key, mac, 6))) {
+			/* the head is done with either way; one further in
+			 * stays behind as a stale entry */
+			if (k == 0) {
+				t->lq_head = (t->lq_head + 1) % t->cap;
+				t->lq_len--;
+				k--;
+			}
+			if (live)
+				return f;
+		}
+	}
+	return NULL;
 }
 
 void flow_set_half_open(struct flow_table *t, struct flow *f, bool on)

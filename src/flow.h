@@ -98,6 +98,7 @@ struct flow {
 	uint32_t hnext;
 	bool is_dns;		/* UDP flow to the DNS address */
 	bool half_open;		/* counted in flow_table.half_open */
+	bool lingering;		/* closed, kept a while (flow_linger_add) */
 	uint32_t guest;		/* quota handle of its guest, or QUOTA_NONE */
 	union {
 		struct tcp_conn tcp;	/* IPPROTO_TCP */
@@ -133,7 +134,17 @@ struct flow_table {
 	uint32_t *bucket;
 	uint32_t mask;
 	uint32_t free_head;
+	/* lingering flows, oldest first (slot and generation) */
+	struct { uint32_t idx; uint16_t gen; } *lq;
+	uint32_t lq_head, lq_len;
 };
+
+/* f is over and lingers (to answer a late retransmission): the first to
+ * go when the table, or its guest's share, is full. */
+void flow_linger_add(struct flow_table *t, struct flow *f);
+/* The oldest lingering flow (of the guest with this MAC, if mac) among
+ * the first few, or NULL; the caller frees it. */
+struct flow *flow_linger_take(struct flow_table *t, const uint8_t *mac);
 
 /* Limits of 0 take their defaults (flow_limits_default()); others must
  * not exceed max.  Returns 0, -EINVAL or -ENOMEM. */

@@ -57,6 +57,14 @@ static void *lazy_alloc(size_t size)
 }
 
 #define RXBUF_SIZE ((size_t)RX_BATCH * RX_SLOT)
+
+void pb_trim(struct pb *pb)
+{
+	/* (between rounds nothing in them is live; refaulting the first
+	 * pages of the receive slots costs a few faults a second) */
+	madvise(pb->rxbuf, RXBUF_SIZE, MADV_DONTNEED);
+	madvise(pb->gsobuf, GSOBUF_SIZE, MADV_DONTNEED);
+}
 #define DEFBUF_SIZE ((size_t)2 * DEFERRED_MAX * FRAME_MAX_ALIGNED)
 
 /* Free what pb_new() allocated before the loop (each may be missing). */

@@ -234,6 +234,10 @@ struct pb {
 int pb__err(struct pb *pb, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Return the pages of buffers that only large frames touch (after a burst;
+ * called once a second by routers). */
+void pb_trim(struct pb *pb);
+
 static inline uint64_t pb_now(const struct pb *pb)
 {
 	return pb->loop.now;

@@ -227,8 +227,11 @@ void router_round_end(struct pb *pb)
 	for (uint32_t i = 0; i < pb->nrouters; i++) {
 		struct router *r = router_get(pb, pb->routers[i]);
 
-		if (r)
+		if (r) {
+			r->arena_hw = MAX(r->arena_hw, r->arena_used);
+			r->arena_touched = MAX(r->arena_touched, r->arena_used);
 			r->arena_used = 0;
+		}
 	}
 }
 
@@ -572,8 +575,16 @@ struct flow *router_flow_new(struct router *r, const struct flow_key *k,
 			     const uint8_t *mac)
 {
 	enum flow_limit why;
-	struct flow *f = flow_alloc(r->flows, k, mac, &why);
+	struct flow *f = flow_alloc(r->flows, k, mac, &why), *old;
 
+	/* Full, or the guest's share is: a connection that is over but
+	 * lingers gives way (as TIME-WAIT sockets do under pressure). */
+	if (!f && (why == FLOW_LIMIT_TOTAL || why == FLOW_LIMIT_GUEST) &&
+	    (old = flow_linger_take(r->flows,
+				    why == FLOW_LIMIT_GUEST ? mac : NULL))) {
+		tcp_reclaim(r, old);
+		f = flow_alloc(r->flows, k, mac, &why);
+	}
 	if (!f) {
 		rdrop(r, RD_FLOW_FULL);
 		router_limit_hit(r, (enum limit)why);
@@ -641,6 +652,29 @@ void router_kick_timer(struct router *r, uint64_t delay_ns)
 
 static void hostfwd_wake(struct router *r);
 
+/*
+ * Give back memory a burst used: a second of 64 KiB super-segments touches
+ * output slots and receive buffers that idle or small-frame traffic never
+ * needs again.  Once a second, slots beyond what the busiest round of that
+ * second used, and the instance's buffers past their first page, return to
+ * the kernel (they fault in again, zeroed, when needed).
+ */
+static void router_trim(struct router *r)
+{
+	if (r->arena_touched > r->arena_hw) {
+		/* from the first page boundary past the slots still in use */
+		uintptr_t a = (uintptr_t)r->arena + r->arena_hw * r->slot_size;
+		uintptr_t e = (uintptr_t)r->arena + r->arena_touched * r->slot_size;
+
+		a = (a + 4095) & ~(uintptr_t)4095;
+		if (e > a)
+			madvise((void *)a, e - a, MADV_DONTNEED);
+		r->arena_touched = r->arena_hw;
+	}
+	r->arena_hw = 0;
+	pb_trim(r->pb);
+}
+
 static void router_tick(struct pb *pb, uint32_t nd)
 {
 	struct router *r = router_get(pb, nd);
@@ -670,6 +704,7 @@ static void router_tick(struct pb *pb, uint32_t nd)
 			next = f->deadline;
 	}
 	if (now >= r->next_slow) {
+		router_trim(r);
 		reasm_expire(r->reasm, now);
 		hostfwd_wake(r);
 		r->next_slow = now + TICK_SLOW_NS;
@@ -1312,7 +1347,7 @@ void router_stats_json(struct pb *pb, uint32_t nd, void *file)
 		   "\"flows\":%u,\"flows_max\":%u,\"flows_guests\":%u,"
 		   "\"udp_flows\":%u,\"tcp_half_open\":%u,\"tcp_opened\":%llu,"
 		   "\"tcp_closed\":%llu,\"tcp_refused\":%llu,\"tcp_reset\":%llu,"
-		   "\"udp_opened\":%llu,\"udp_closed\":%llu,"
+		   "\"tcp_linger_reclaimed\":%llu,\"udp_opened\":%llu,\"udp_closed\":%llu,"
 		   "\"icmp_echo_local\":%llu,\"icmp_opened\":%llu,\"drops\":{",
 		(unsigned long long)r->st.frames_in,
 		(unsigned long long)r->st.frames_out, r->flows->count,
@@ -1321,6 +1356,7 @@ void router_stats_json(struct pb *pb, uint32_t nd, void *file)
 		(unsigned long long)r->st.tcp_closed,
 		(unsigned long long)r->st.tcp_refused,
 		(unsigned long long)r->st.tcp_reset,
+		(unsigned long long)r->st.tcp_linger_reclaimed,
 		(unsigned long long)r->st.udp_opened,
 		(unsigned long long)r->st.udp_closed,
 		(unsigned long long)r->st.icmp_echo_local,

@@ -121,6 +121,7 @@ struct router_stats {
 	uint64_t drops[RD_MAX];
 	uint64_t frames_in, frames_out;
 	uint64_t tcp_opened, tcp_closed, tcp_refused, tcp_reset;
+	uint64_t tcp_linger_reclaimed;	/* lingering flows freed early */
 	uint64_t udp_opened, udp_closed, icmp_echo_local, icmp_opened;
 	uint64_t arena_flushes;
 	uint64_t limit[LIMIT_MAX];	/* times each limit refused */
@@ -168,6 +169,8 @@ struct router {
 	uint8_t *arena;
 	size_t slot_size;
 	unsigned arena_used;
+	unsigned arena_hw;	/* most slots one round used, this second */
+	unsigned arena_touched;	/* slots that may hold pages (see trim) */
 
 	bool rx_csum_ok;	/* the frame being input: ip4_view.csum_ok */
 	/* offloads of the frame being emitted (NULL: a plain frame) */
@@ -283,6 +286,8 @@ void tcp_flow_event(struct router *r, struct flow *f, uint32_t events);
 void tcp_timer(struct router *r, struct flow *f, uint64_t now);
 /* End of a batch of guest frames: send the ACKs owed. */
 void tcp_send_acks(struct router *r);
+/* Free a lingering connection early: its slot is wanted. */
+void tcp_reclaim(struct router *r, struct flow *f);
 /* A host client connected to TCP forward h. */
 void tcp_inbound(struct router *r, int fd,
 		 const struct sockaddr_storage *client, int hidx);

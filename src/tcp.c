@@ -380,7 +380,14 @@ static void tcp_linger(struct router *r, struct flow *f)
 	tcp_close_fd(r, f, false);
 	f->tcp.state = TS_LINGER;
 	f->deadline = pb_now(r->pb) + LINGER_NS;
+	flow_linger_add(r->flows, f);
 	router_kick_timer(r, LINGER_NS);
+}
+
+void tcp_reclaim(struct router *r, struct flow *f)
+{
+	r->st.tcp_linger_reclaimed++;
+	tcp_free(r, f);
 }
 
 static void tcp_sock_setup(struct flow *f)

@@ -188,6 +188,45 @@ static void test_flow_per_guest(void **state)
 }
 
 /* UDP flows together stay below their limit; TCP still fits. */
+/* Lingering flows give way oldest first, to their own guest only when the
+ * guest's share is what is full; freed or reused entries are skipped. */
+static void test_flow_linger_take(void **state)
+{
+	struct flow_limits lim = { .max = 8, .per_guest = 4 };
+	struct flow *a[4], *b[4];
+	struct flow_table t;
+	enum flow_limit why;
+	struct flow_key k;
+	uint16_t port = 2000;
+
+	(void)state;
+	assert_int_equal(flow_table_init(&t, &lim), 0);
+	for (int i = 0; i < 4; i++) {
+		k = key_of(IPPROTO_TCP, port++);
+		assert_non_null(a[i] = flow_alloc(&t, &k, mac_a, &why));
+		k = key_of(IPPROTO_TCP, port++);
+		assert_non_null(b[i] = flow_alloc(&t, &k, mac_b, &why));
+	}
+	assert_null(flow_linger_take(&t, NULL));
+	flow_linger_add(&t, b[0]);
+	flow_linger_add(&t, a[1]);
+	flow_linger_add(&t, a[0]);
+	flow_linger_add(&t, a[2]);
+	/* any guest: the oldest */
+	assert_ptr_equal(flow_linger_take(&t, NULL), b[0]);
+	flow_free(&t, b[0]);
+	/* A's share: A's oldest, then the next (a[1] freed meanwhile) */
+	assert_ptr_equal(flow_linger_take(&t, mac_a), a[1]);
+	flow_free(&t, a[0]);
+	assert_ptr_equal(flow_linger_take(&t, mac_a), a[2]);
+	/* B has none lingering */
+	assert_null(flow_linger_take(&t, mac_b));
+	flow_free(&t, a[2]);
+	assert_null(flow_linger_take(&t, NULL));
+	assert_int_equal(t.lq_len, 0);
+	flow_table_fini(&t);
+}
+
 static void test_flow_udp(void **state)
 {
 	struct flow_limits lim = { .max = 16, .per_guest = 16, .udp = 2 };
@@ -257,6 +296,7 @@ int main(void)
 		cmocka_unit_test(test_quota_model),
 		cmocka_unit_test(test_flow_defaults),
 		cmocka_unit_test(test_flow_per_guest),
+		cmocka_unit_test(test_flow_linger_take),
 		cmocka_unit_test(test_flow_udp),
 		cmocka_unit_test(test_flow_half_open),
 	};
