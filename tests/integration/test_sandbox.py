@@ -66,9 +66,9 @@ def _tftp_get(ns, tmp_path, name):
     return json.loads(r.stdout)
 
 
-def _tftp_lab(tmp_path, sandbox):
-    """Files, guest namespace and daemon for the submount test; yields
-    (guest ns, daemon)."""
+def _tftp_files(tmp_path):
+    """The TFTP root (pub.txt, empty sub/) and the secret directory
+    (secret.txt) of the submount test."""
     root = tmp_path / "tftp"
     (root / "sub").mkdir(parents=True, exist_ok=True)
     (root / "pub.txt").write_bytes(b"public\n" * 100)
@@ -88,7 +88,7 @@ def test_tftp_submount_only_without_sandbox(tmp_path, sandbox):
     crossing mounts inside the root)."""
     pb.require_netns()
     pb.require_tools("unshare", "mount")
-    root, secret = _tftp_lab(tmp_path, sandbox)
+    root, secret = _tftp_files(tmp_path)
     ifname = pb.unique("pbt")
     with pb.netns("sbx") as ns:
         args = ["--netdev", pb.tap_netdev("t1", ifname, ns),
