@@ -27,6 +27,8 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -140,15 +142,18 @@ static void dns_resolv_refresh(struct router *r)
 {
 	struct dns_config *d = &r->dnscfg;
 	uint64_t now = pb_now(r->pb);
+	int dir = d->resolv_dir_open ? d->resolv_dirfd : AT_FDCWD;
+	const char *base = d->resolv_dir_open ? d->resolv_base : d->resolv_path;
 	struct stat st;
 	char line[512];
 	FILE *f;
+	int fd;
 
 	if (d->explicit_up || (d->resolv_checked &&
 			       now - d->resolv_checked < RESOLV_RECHECK_NS))
 		return;
 	d->resolv_checked = now;
-	if (stat(d->resolv_path, &st) < 0) {
+	if (fstatat(dir, base, &st, 0) < 0) {
 		d->nup = 0;
 		return;
 	}
@@ -161,9 +166,13 @@ static void dns_resolv_refresh(struct router *r)
 	d->nup = 0;
 	d->current = 0;
 	d->gen++;	/* every socket reconnects to the new list */
-	f = fopen(d->resolv_path, "re");
-	if (!f)
+	fd = openat(dir, base, O_RDONLY | O_CLOEXEC);
+	f = fd >= 0 ? fdopen(fd, "r") : NULL;
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
 		return;
+	}
 	while (fgets(line, sizeof(line), f)) {
 		char addr[64];
 		char err[128];
@@ -174,6 +183,27 @@ static void dns_resolv_refresh(struct router *r)
 	fclose(f);
 	log_info(&r->pb->log, "dns: %u upstream server(s) from %s", d->nup,
 		 d->resolv_path);
+}
+
+/* Hold the directory of resolv.conf's real path (symlinks resolved now:
+ * later they might point outside what the sandbox leaves visible).  When
+ * the file does not exist yet, stay with the path. */
+static void resolv_open_dir(struct dns_config *d)
+{
+	char real[PATH_MAX];
+	char *slash;
+	int fd;
+
+	if (!realpath(d->resolv_path, real) || !(slash = strrchr(real, '/')) ||
+	    strlen(slash + 1) >= sizeof(d->resolv_base))
+		return;
+	str_copy(d->resolv_base, sizeof(d->resolv_base), slash + 1);
+	*slash = '\0';
+	fd = open(real[0] ? real : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	d->resolv_dirfd = fd;
+	d->resolv_dir_open = true;
 }
 
 int dns_configure(struct router *r, const struct opts *o, char *err,
@@ -202,7 +232,18 @@ int dns_configure(struct router *r, const struct opts *o, char *err,
 		snprintf(err, errlen, "give dns-upstream= or dns-resolv-conf=, not both");
 		return -EINVAL;
 	}
+	if (!d->explicit_up)
+		resolv_open_dir(d);
 	return 0;
+}
+
+void dns_free(struct router *r)
+{
+	struct dns_config *d = &r->dnscfg;
+
+	if (d->resolv_dir_open)
+		close(d->resolv_dirfd);
+	d->resolv_dir_open = false;
 }
 
 bool dns_tcp_upstream(struct router *r, struct sockaddr_in *out)

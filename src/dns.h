@@ -55,6 +55,12 @@ struct dns_config {
 	uint32_t gen;		/* bumped when the list changes */
 	bool explicit_up;	/* dns-upstream= given: no resolv.conf */
 	char resolv_path[256];
+	/* the directory of resolv.conf's real path, opened at configuration:
+	 * the re-read still works after the daemon's sandbox has hidden the
+	 * file system (resolv_dir_open false: by path) */
+	int resolv_dirfd;
+	bool resolv_dir_open;
+	char resolv_base[256];
 	int64_t resolv_mtime;	/* ns, -1: never read */
 	uint64_t resolv_checked;
 	struct dns_stats st;
@@ -67,6 +73,8 @@ struct opts;
 
 int dns_configure(struct router *r, const struct opts *o, char *err,
 		  size_t errlen);
+/* Release what dns_configure() opened. */
+void dns_free(struct router *r);
 /* A UDP query from a guest to the DNS address. */
 void dns_udp_input(struct router *r, const struct ip4_view *ip,
 		   uint16_t sport, const uint8_t *p, size_t len);

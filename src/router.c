@@ -956,6 +956,7 @@ static void router_close(struct pb *pb, struct netdev *nd)
 	dhcp_free(&r->dhcp);
 	tftp_free(r);
 	smb_free(r);
+	dns_free(r);
 	if (r->arena)
 		munmap(r->arena, (size_t)ARENA_SLOTS * r->slot_size);
 	timer_free(&pb->loop, r->timer);

@@ -16,6 +16,7 @@
 #include "ctl.h"
 #include "patchbay.h"
 #include "run.h"
+#include "sandbox.h"
 
 #define MAX_SPECS 256
 
@@ -71,6 +72,10 @@ static const char usage_text[] =
 	"                               the default listener)\n"
 	"  --max-ctl-clients N          control clients served at once (1-256,\n"
 	"                               default 32; more get an EBUSY line)\n"
+	"  --runas USER|UID[:GID]       as root: the user to become after set-up\n"
+	"                               (default: nobody)\n"
+	"  --no-sandbox                 keep user, capabilities, file system and\n"
+	"                               system calls (for debugging)\n"
 	"  -v, --verbose                debug log output\n"
 	"  -q, --quiet                  only warnings and errors\n"
 	"  -h, --help                   this text\n"
@@ -153,6 +158,8 @@ int main(int argc, char **argv)
 	const char *stats_file = NULL, *sock_path = NULL, *ctl_path = NULL;
 	char default_sock[4096] = "", default_ctl[4096], spec_buf[4200];
 	struct ctl *ctl = NULL;
+	struct sandbox sb = { 0 };
+	bool test_trap = false;
 	struct pb_config cfg = { .version = PB_CONFIG_VERSION };
 	bool running = true;
 	sigset_t mask;
@@ -184,6 +191,19 @@ int main(int argc, char **argv)
 			continue;
 		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
 			verbosity = -1;
+			continue;
+		} else if (!strcmp(a, "--no-sandbox")) {
+			sb.off = true;
+			continue;
+		} else if (!strcmp(a, "--sandbox-test-trap")) {
+			/* not in --help: the test suite's forbidden call */
+			test_trap = true;
+			continue;
+		} else if (!strcmp(a, "--runas")) {
+			if (!val)
+				die("%s needs an argument", a);
+			sb.runas = val;
+			i++;
 			continue;
 		} else if (!strcmp(a, "-netdev") || !strcmp(a, "--netdev")) {
 			kind = SPEC_NETDEV;
@@ -241,6 +261,10 @@ int main(int argc, char **argv)
 	cfg.log_level = verbosity < 0 ? PB_LOG_WARN
 			: verbosity == 0 ? PB_LOG_INFO
 					 : PB_LOG_DEBUG;
+	for (int i = 0; i < nspecs; i++)
+		sandbox_scan_spec(&sb, specs[i].text);
+	if (sandbox_early(&sb, spec_buf, sizeof(spec_buf)))
+		die("%s", spec_buf);
 	rc = pb_new(&cfg, &pb);
 	if (rc)
 		die("cannot start: %s", pb_strerror(rc));
@@ -330,8 +354,18 @@ int main(int argc, char **argv)
 			fprintf(stderr, "patchbay: info: control socket %s\n",
 				ctl_path);
 	}
+	sandbox_keep_file(&sb, sock_path);
+	sandbox_keep_file(&sb, ctl_path);
+	sandbox_keep_file(&sb, stats_file);
+	if (sandbox_apply(&sb, spec_buf, sizeof(spec_buf)))
+		die("%s", spec_buf);
+	sandbox_free(&sb);
+	if (verbosity >= 0)
+		fprintf(stderr, "patchbay: info: sandbox: %s\n", sb.summary);
 	if (verbosity >= 0)
 		fputs("patchbay: info: ready\n", stderr);
+	if (test_trap)
+		sandbox_test_trap();
 
 	while (running) {
 		struct pollfd pfd[2 + CTL_POLLFDS] = {

@@ -48,6 +48,7 @@
 #include "netlink.h"
 #include "patchbay.h"
 #include "run.h"
+#include "sandbox.h"
 
 #define NET_KEYS_MAX 4000
 
@@ -68,6 +69,7 @@ struct run_opts {
 	const char *gateway, *dns;
 	const char *segment;
 	char port_id[32];
+	struct sandbox sb;
 };
 
 static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2),
@@ -346,6 +348,10 @@ static void usage_run(void)
 	      "  --segment NAME    with --join: the daemon's segment to join\n"
 	      "  --ready-fd N      attach: write \"1\" to fd N once the network is up\n"
 	      "  --exit-fd N       attach: exit when fd N is closed by the other end\n"
+	      "  --runas USER|UID[:GID]  as root: the network process's user after\n"
+	      "                    set-up (default nobody; never COMMAND's)\n"
+	      "  --no-sandbox      the network process keeps user, capabilities,\n"
+	      "                    file system and system calls\n"
 	      "  -v, -q            more / less logging\n"
 	      "\n"
 	      "run exits with COMMAND's status (128+N if killed by signal N; 125 if\n"
@@ -380,6 +386,10 @@ static void parse(int argc, char **argv, bool attach, struct run_opts *o)
 			o->verbosity = -1;
 			continue;
 		}
+		if (!strcmp(a, "--no-sandbox")) {
+			o->sb.off = true;
+			continue;
+		}
 		if (!attach && a[0] != '-') {
 			o->cmd = argv + i;	/* no "--": the command starts here */
 			break;
@@ -401,6 +411,8 @@ static void parse(int argc, char **argv, bool attach, struct run_opts *o)
 			o->capture = v;
 		} else if (!strcmp(a, "--stats-file")) {
 			o->stats_file = v;
+		} else if (!strcmp(a, "--runas")) {
+			o->sb.runas = v;
 		} else if (!strcmp(a, "--join")) {
 			o->join = v;
 		} else if (!strcmp(a, "--address")) {
@@ -501,6 +513,37 @@ static void join_del(const struct run_opts *o)
 		 o->port_id);
 	if (ctl_request(o->join, line, -1, &reply, err, sizeof(err)) == 0)
 		free(reply);
+}
+
+/* Before set-up: what the sandbox must leave us, and the private mount
+ * namespace.  With --join there is no router here: the process only
+ * waits, talking to the daemon's control socket by path, and stays as it
+ * is. */
+static void sandbox_start(struct run_opts *o)
+{
+	char err[512];
+
+	if (o->join) {
+		o->sb.off = true;
+		return;
+	}
+	sandbox_scan_spec(&o->sb, o->net + (o->net[0] == ','));
+	sandbox_keep_file(&o->sb, o->stats_file);
+	if (sandbox_early(&o->sb, err, sizeof(err)))
+		fatal("%s", err);
+}
+
+/* After the TAP is a port: the network process narrows itself (never the
+ * command, which is another process by now). */
+static void sandbox_finish(struct run_opts *o)
+{
+	char err[512];
+
+	if (sandbox_apply(&o->sb, err, sizeof(err)))
+		fatal("%s", err);
+	sandbox_free(&o->sb);
+	if (o->verbosity > 0 && !o->join)
+		fprintf(stderr, "patchbay: info: sandbox: %s\n", o->sb.summary);
 }
 
 /* Instance with one switch, the router and (later) the TAP. */
@@ -675,6 +718,8 @@ int run_main(int argc, char **argv)
 
 	parse(argc, argv, false, &o);
 	raise_nofile();
+	o.sb.keep_kill = true;	/* signals go on to the command */
+	sandbox_start(&o);
 	pb_t *pb = NULL;
 
 	if (o.join)
@@ -705,6 +750,8 @@ int run_main(int argc, char **argv)
 	if (child == 0)
 		run_child(&o, &ri, resolv, sock);
 	fd = recv_fd(sock);
+	/* the child has bind-mounted it: the file is no longer needed here */
+	remove_cleanup_dir();
 	if (o.join)
 		join_add(&o, fd);
 	else
@@ -712,6 +759,7 @@ int run_main(int argc, char **argv)
 	if (write(sock, "g", 1) != 1)
 		fatal("the command's process is gone");
 	close(sock);
+	sandbox_finish(&o);
 	rc = serve(pb, &o, child);
 	if (o.join)
 		join_del(&o);
@@ -729,6 +777,7 @@ int attach_main(int argc, char **argv)
 
 	parse(argc, argv, true, &o);
 	raise_nofile();
+	sandbox_start(&o);
 	pb_t *pb = NULL;
 
 	if (o.join)
@@ -752,6 +801,7 @@ int attach_main(int argc, char **argv)
 			fatal("--ready-fd: %s", strerror(errno));
 		close(o.ready_fd);
 	}
+	sandbox_finish(&o);
 	if (o.verbosity >= 0)
 		fprintf(stderr, "patchbay: info: ready\n");
 	rc = serve(pb, &o, 0);
