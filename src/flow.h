@@ -68,6 +68,9 @@ struct tcp_conn {
 	bool wnd_hold;		/* inside a push: compute the window once */
 	bool wnd_valid;
 	bool refused;		/* in-window data was refused (socket full) */
+	bool delack;		/* an ACK is owed, on r->dackq (delayed) */
+	bool gap;		/* we dropped data beyond a gap: ACK the
+				 * repair at once */
 	uint8_t snd_shift;	/* guest's window scale */
 	uint8_t rcv_shift;	/* ours */
 	uint8_t retries;
@@ -82,6 +85,7 @@ struct tcp_conn {
 	uint32_t rcv_adv;	/* right edge of the window we advertised */
 	uint32_t rto_ms;
 	uint32_t events;	/* epoll events currently requested */
+	uint32_t gap_end;	/* with gap: the end of what we dropped */
 };
 
 struct flow {

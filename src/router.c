@@ -604,10 +604,8 @@ int router_flow_watch(struct router *r, struct flow *f, uint32_t events,
 
 void router_flow_close(struct router *r, struct flow *f)
 {
-	if (f->fd >= 0 && !f->shared_fd) {
-		loop_del(&r->pb->loop, f->fd);
-		close(f->fd);
-	}
+	if (f->fd >= 0 && !f->shared_fd)
+		close(f->fd);	/* which takes it out of epoll */
 	if (f->hostfwd >= 0 && r->hostfwd[f->hostfwd].conns)
 		r->hostfwd[f->hostfwd].conns--;
 	flow_free(r->flows, f);
@@ -713,7 +711,12 @@ static void router_tick(struct pb *pb, uint32_t nd)
 	uint64_t ra = ip6_tick(r, now);
 
 	tcp_send_acks(r);
+	uint64_t dack = tcp_delayed_acks(r, now);
+
 	router_flush(r);
+	if (dack)
+		router_kick_timer(r, dack > now + TICK_MIN_NS / 10
+					     ? dack - now : TICK_MIN_NS / 10);
 	/* wake exactly at the next retransmission (or linger) deadline, at
 	 * least TICK_MIN_NS from now; idle flows only need the slow sweep */
 	if (next)

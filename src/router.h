@@ -183,6 +183,11 @@ struct router {
 	/* flows owing the guest an ACK at the end of this batch */
 	uint32_t ackq[ACKQ_MAX];
 	unsigned nack;
+	/* flows owing an ACK for a request-sized segment, which the answer
+	 * may carry; sent at dack_at otherwise */
+	uint32_t dackq[ACKQ_MAX];
+	unsigned ndack;
+	uint64_t dack_at;
 
 	struct router_stats st;
 	struct ratelimit rl;
@@ -286,6 +291,9 @@ void tcp_flow_event(struct router *r, struct flow *f, uint32_t events);
 void tcp_timer(struct router *r, struct flow *f, uint64_t now);
 /* End of a batch of guest frames: send the ACKs owed. */
 void tcp_send_acks(struct router *r);
+/* Delayed ACKs that are due (from the router's timer); the time of the
+ * next, or 0. */
+uint64_t tcp_delayed_acks(struct router *r, uint64_t now);
 /* Free a lingering connection early: its slot is wanted. */
 void tcp_reclaim(struct router *r, struct flow *f);
 /* A host client connected to TCP forward h. */

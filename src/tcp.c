@@ -77,6 +77,8 @@
 #define PUSH_MAX_SEGS 128	/* per push: the socket's EPOLLIN brings us
 				 * back for the rest, after the guest's ACKs
 				 * (and everyone else) had their turn */
+#define DELACK_NS (500 * 1000)	/* how long a request's ACK waits for the
+				 * answer to carry it */
 #define PUSH_SUPER 4		/* super-segments per peek */
 #define PUSH_MAX_SUPER 16	/* and per push (1 MiB) */
 #define NOPEEK_MAX 65536	/* in flight without SO_PEEK_OFF */
@@ -171,6 +173,9 @@ static void tcp_out_off(struct router *r, struct flow *f, uint8_t *frame,
 	}
 	uint32_t ack = flags & TH_ACK ? t->rcv_nxt : 0;
 	uint16_t ck;
+
+	if (flags & TH_ACK)
+		t->delack = false;	/* this one carries it */
 
 	if (wnd > 65535)
 		wnd = 65535;
@@ -287,6 +292,55 @@ static void tcp_queue_ack(struct router *r, struct flow *f)
 	r->ackq[r->nack++] = flow_index(r->flows, f) | (uint32_t)(uint8_t)f->gen << 24;
 }
 
+/*
+ * A small segment with PSH is usually a request, and the host's answer
+ * usually follows within microseconds: rather than an ACK now and the
+ * answer after it (two frames, two trips through the guest's stack), the
+ * answer carries the ACK.  If none comes, the ACK goes at most DELACK_NS
+ * later (a guest delays its own ACKs up to 40 ms or more).  A second
+ * segment while one waits is ACKed at once (RFC 9293 3.8.6.3: at least
+ * every second segment).
+ */
+static void tcp_delay_ack(struct router *r, struct flow *f)
+{
+	struct tcp_conn *t = &f->tcp;
+
+	if (t->ack_pending)
+		return;
+	if (t->delack || r->ndack == ACKQ_MAX) {
+		tcp_queue_ack(r, f);
+		return;
+	}
+	t->delack = true;
+	if (!r->ndack) {
+		r->dack_at = pb_now(r->pb) + DELACK_NS;
+		router_kick_timer(r, DELACK_NS);
+	}
+	r->dackq[r->ndack++] = flow_index(r->flows, f) |
+			       (uint32_t)(uint8_t)f->gen << 24;
+}
+
+uint64_t tcp_delayed_acks(struct router *r, uint64_t now)
+{
+	if (!r->ndack)
+		return 0;
+	if (now < r->dack_at)
+		return r->dack_at;
+	for (unsigned i = 0; i < r->ndack; i++) {
+		uint32_t idx = r->dackq[i] & 0xffffff;
+		struct flow *f;
+
+		if (idx >= r->flows->cap)
+			continue;
+		f = &r->flows->f[idx];
+		if (f->used && f->k.proto == IPPROTO_TCP && f->tcp.delack &&
+		    (uint8_t)f->gen == (uint8_t)(r->dackq[i] >> 24))
+			tcp_ctl(r, f, TH_ACK, f->tcp.snd_nxt);
+	}
+	r->ndack = 0;
+	return 0;
+}
+
 void tcp_send_acks(struct router *r)
 {
 	for (unsigned i = 0; i < r->nack; i++) {
@@ -338,7 +392,7 @@ static void tcp_update_events(struct router *r, struct flow *f)
 	t->events = want;
 }
 
-static void tcp_close_fd(struct router *r, struct flow *f, bool rst)
+static void tcp_close_fd(struct flow *f, bool rst)
 {
 	if (f->fd < 0)
 		return;
@@ -347,8 +401,7 @@ static void tcp_close_fd(struct router *r, struct flow *f, bool rst)
 
 		setsockopt(f->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	}
-	if (f->tcp.events)
-		loop_del(&r->pb->loop, f->fd);
+	/* (closing the only reference takes it out of epoll) */
 	f->tcp.events = 0;
 	close(f->fd);
 	f->fd = -1;
@@ -356,7 +409,7 @@ static void tcp_close_fd(struct router *r, struct flow *f, bool rst)
 
 static void tcp_free(struct router *r, struct flow *f)
 {
-	tcp_close_fd(r, f, false);
+	tcp_close_fd(f, false);
 	f->tcp.ack_pending = false;
 	r->st.tcp_closed++;
 	router_flow_close(r, f);
@@ -370,14 +423,14 @@ static void tcp_abort(struct router *r, struct flow *f, bool to_guest,
 	       "tcp %u -> %u: reset (%s)", f->k.gport, f->k.rport, why);
 	if (to_guest)
 		tcp_ctl(r, f, TH_RST | TH_ACK, f->tcp.snd_nxt);
-	tcp_close_fd(r, f, true);
+	tcp_close_fd(f, true);
 	r->st.tcp_reset++;
 	tcp_free(r, f);
 }
 
 static void tcp_linger(struct router *r, struct flow *f)
 {
-	tcp_close_fd(r, f, false);
+	tcp_close_fd(f, false);
 	f->tcp.state = TS_LINGER;
 	f->deadline = pb_now(r->pb) + LINGER_NS;
 	flow_linger_add(r->flows, f);
@@ -649,6 +702,18 @@ static void tcp_take_syn_options(struct router *r, struct flow *f,
 }
 
 /* A guest SYN for a new connection. */
+/* A non-blocking connect() to the host's own addresses has usually
+ * finished by the time it returns (the handshake runs inside the call):
+ * then the guest gets its SYN-ACK now, not after a trip through epoll. */
+static bool tcp_established(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+	       ti.tcpi_state == TCP_ESTABLISHED;
+}
+
 static void tcp_open(struct router *r, const struct ip4_view *ip,
 		     const struct tcp_seg *s, const struct flow_key *k)
 {
@@ -723,7 +788,8 @@ static void tcp_open(struct router *r, const struct ip4_view *ip,
 	} else {
 		fd = router_socket_af(r, ss.ss_family, SOCK_STREAM, 0);
 		if (fd >= 0) {
-			if (connect(fd, (struct sockaddr *)&ss, alen) == 0) {
+			if (connect(fd, (struct sockaddr *)&ss, alen) == 0 ||
+			    (errno == EINPROGRESS && tcp_established(fd))) {
 				connected = true;
 			} else if (errno != EINPROGRESS) {
 				rc = -errno;
@@ -804,6 +870,9 @@ static void tcp_data(struct router *r, struct flow *f,
 		seq += dup;
 	}
 	if (seq != t->rcv_nxt) {
+		if (!t->gap || seq_lt(t->gap_end, seq + (uint32_t)p.rem))
+			t->gap_end = seq + (uint32_t)p.rem;
+		t->gap = true;
 		rdrop(r, RD_TCP_OOW);	/* a gap: ask again */
 		tcp_queue_ack(r, f);
 		return;
@@ -830,7 +899,15 @@ static void tcp_data(struct router *r, struct flow *f,
 		if (f->fd >= 0)
 			shutdown(f->fd, SHUT_WR);
 	}
-	tcp_queue_ack(r, f);
+	/* new data only (not a retransmission, not a repair) */
+	if (p.rem && p.rem < t->mss && (s->flags & TH_PSH) && !fin &&
+	    seq == s->seq && !t->gap && !t->refused && !t->guest_fin &&
+	    !t->host_eof && f->fd >= 0 && t->state == TS_ESTABLISHED)
+		tcp_delay_ack(r, f);
+	else
+		tcp_queue_ack(r, f);
+	if (t->gap && !seq_lt(t->rcv_nxt, t->gap_end))
+		t->gap = false;	/* repaired */
 }
 
 void tcp_input(struct router *r, const struct ip4_view *ip)

@@ -712,12 +712,13 @@ static void c_send(struct lab *l, const struct conn *c, uint8_t flags,
 	guest_send(l, &g);
 }
 
-/* In-order data (flags added to ACK|PSH); the guest's sequence advances. */
+/* In-order data (flags added to ACK); the guest's sequence advances.
+ * Without PSH: a small segment with PSH has its ACK delayed (see
+ * test_delayed_ack), the others are ACKed at once. */
 static void c_data(struct lab *l, struct conn *c, uint8_t flags,
 		   const void *data, size_t len)
 {
-	c_send(l, c, TH_ACK | TH_PSH | flags, c->snd_nxt, c->rcv_nxt, data,
-	       len);
+	c_send(l, c, TH_ACK | flags, c->snd_nxt, c->rcv_nxt, data, len);
 	c->snd_nxt += (uint32_t)len + !!(flags & (TH_FIN | TH_SYN));
 }
 
@@ -1122,6 +1123,52 @@ static void test_synack_options(void **state)
 }
 
 /* ---- guest to host ------------------------------------------------------ */
+
+/* A small segment with PSH (a request): no ACK of its own when the host's
+ * answer carries it; an ACK after at most half a millisecond when none
+ * comes; a second one while an ACK waits is ACKed at once. */
+static void test_delayed_ack(void **state)
+{
+	struct lab *l = lab_open("");
+	uint8_t got[8];
+	struct conn c;
+	struct tseg s;
+
+	(void)state;
+	conn_open(l, &c, 40350, opt_mss_ws, sizeof(opt_mss_ws), 65535);
+	/* request, answer: one segment back, carrying data and the ACK */
+	c_data(l, &c, TH_PSH, "req1", 4);
+	expect_quiet(l, QUIET_MS);
+	host_read(l, c.afd, got, 4);
+	assert_memory_equal(got, "req1", 4);
+	host_write(c.afd, (const uint8_t *)"answer", 6);
+	must_seg(l, &s);
+	assert_int_equal(s.len, 6);
+	assert_int_equal(s.ack, c.snd_nxt);
+	expect_none(l);
+	c.rcv_nxt = s.seq + 6;
+	c_ack(l, &c);
+	/* no answer: the ACK comes when the delay is over */
+	c_data(l, &c, TH_PSH, "req2", 4);
+	expect_quiet(l, QUIET_MS);
+	lab_advance(l, 1);
+	must_seg(l, &s);
+	assert_int_equal(s.flags, TH_ACK);
+	assert_int_equal(s.len, 0);
+	assert_int_equal(s.ack, c.snd_nxt);
+	expect_quiet(l, QUIET_MS);
+	/* two requests in a row: the second is ACKed at once */
+	c_data(l, &c, TH_PSH, "r3", 2);
+	c_data(l, &c, TH_PSH, "r4", 2);
+	must_seg(l, &s);
+	assert_int_equal(s.ack, c.snd_nxt);
+	lab_advance(l, 1);
+	expect_quiet(l, QUIET_MS);
+	host_read(l, c.afd, got, 8);
+	assert_memory_equal(got, "req2r3r4", 8);
+	assert_int_equal(counter(l, "flows"), 1);
+	lab_close(l);
+}
 
 static void test_data_in_order(void **state)
 {
@@ -2531,6 +2578,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_syn_closed_port, teardown),
 		cmocka_unit_test_teardown(test_synack_waits_for_host, teardown),
 		cmocka_unit_test_teardown(test_synack_options, teardown),
+		cmocka_unit_test_teardown(test_delayed_ack, teardown),
 		cmocka_unit_test_teardown(test_data_in_order, teardown),
 		cmocka_unit_test_teardown(test_out_of_order, teardown),
 		cmocka_unit_test_teardown(test_retransmitted_segment, teardown),
