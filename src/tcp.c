@@ -496,7 +496,9 @@ static void tcp_push_segments(struct router *r, struct flow *f)
 				tcp_set_deadline(r, f, t->rto_ms);
 			break;
 		}
-		if (k == 0 || (base && (uint32_t)k == in_flight)) {
+		/* without SO_PEEK_OFF, getting just what is in flight means
+		 * nothing new -- end of file only if we saw it before */
+		if (k == 0 || (base && (uint32_t)k == in_flight && t->host_eof)) {
 			t->host_eof = true;
 			tcp_ctl(r, f, TH_FIN | TH_ACK, t->snd_nxt);
 			t->fin_seq = t->snd_nxt;
