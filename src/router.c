@@ -79,6 +79,7 @@ const char *const rdrop_names[RD_MAX] = {
 	[RD_TCP_NO_FLOW] = "tcp_no_connection",
 	[RD_UDP_SEND] = "udp_send",
 	[RD_ICMP_UNSUPPORTED] = "icmp_unsupported",
+	[RD_TOO_BIG] = "too_big",
 };
 static_assert(ARRAY_SIZE(rdrop_names) == RD_MAX, "a router drop lacks a name");
 

@@ -70,6 +70,11 @@ void udp_send_flow(struct router *r, const struct flow_key *k, uint8_t *frame,
 				  len);
 		return;
 	}
+	if (IP6_HDR + (size_t)ulen > r->mtu) {
+		/* we do not fragment IPv6: the guest's link cannot carry it */
+		rdrop(r, RD_TOO_BIG);
+		return;
+	}
 	udp_fill(frame + flow_l4off(k), k->rport, k->gport, ulen,
 		 flow_pseudo(k, IPPROTO_UDP, ulen));
 	flow_send(r, k, frame, IPPROTO_UDP, ulen);

@@ -193,6 +193,7 @@ struct fsock {
 	/* the TCP connection (guest side) this socket belongs to */
 	bool keyed, v6;
 	uint16_t gport, rport;
+	uint8_t rip[16];	/* the address the guest connected to */
 	bool g_base_known, r_isn_known;
 	uint32_t g_base;	/* sequence number of the guest's first byte */
 	uint32_t r_isn;		/* the router's ISN towards the guest */
@@ -221,6 +222,7 @@ struct syn_ctx {
 	bool on;
 	bool v6;
 	uint16_t gport, rport;
+	uint8_t rip[16];
 	uint32_t seq;
 };
 
@@ -375,9 +377,15 @@ int __wrap_socket(int family, int type, int proto)
 		s->v6 = z.syn.v6;
 		s->gport = z.syn.gport;
 		s->rport = z.syn.rport;
+		memcpy(s->rip, z.syn.rip, 16);
 		s->g_base = z.syn.seq + 1;
 		s->g_base_known = true;
 	}
+#ifdef TCP_FUZZ_MAIN
+	if (getenv("FUZZ_TRACE"))
+		fprintf(stderr, "socket() = %d%s, g_base %u\n", fake_fd(s),
+			s->keyed ? " (keyed)" : "", s->g_base);
+#endif
 	return fake_fd(s);
 }
 
@@ -446,6 +454,7 @@ int __wrap_accept4(int fd, struct sockaddr *a, socklen_t *len, int flags)
 	c->keyed = true;
 	c->gport = 22;
 	c->rport = (uint16_t)(CLIENT_PORT + z.next_client % 2);
+	put32(c->rip, GW);	/* a loopback client appears as the gateway */
 	z.next_client++;
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	sin.sin_port = htons(c->rport);
@@ -721,6 +730,10 @@ int __wrap_close(int fd)
 		return __real_close(fd);
 	}
 	s->used = false;
+#ifdef TCP_FUZZ_MAIN
+	if (getenv("FUZZ_TRACE"))
+		fprintf(stderr, "close(%d)\n", fd);
+#endif
 	return 0;
 }
 
@@ -789,13 +802,14 @@ uint32_t __wrap_arc4random(void)
 
 /* ---- checks on what the router sends ----------------------------------- */
 
-static struct fsock *fake_for(bool v6, uint16_t gport, uint16_t rport)
+static struct fsock *fake_for(bool v6, const uint8_t *rip, uint16_t gport,
+			      uint16_t rport)
 {
 	for (int i = 0; i < FAKE_MAX; i++) {
 		struct fsock *s = &z.fs[i];
 
 		if (s->used && s->keyed && s->v6 == v6 && s->gport == gport &&
-		    s->rport == rport)
+		    s->rport == rport && !memcmp(s->rip, rip, v6 ? 16 : 4))
 			return s;
 	}
 	return NULL;
@@ -810,13 +824,14 @@ static struct conn *conn_for(bool v6, uint16_t gport, uint16_t rport)
 	return NULL;
 }
 
-static void check_tcp(bool v6, const uint8_t *t, size_t l4len)
+static void check_tcp(bool v6, const uint8_t *rip, const uint8_t *t,
+		      size_t l4len)
 {
 	size_t hlen = (size_t)(t[12] >> 4) * 4, plen = l4len - hlen;
 	uint16_t rport = get16(t), gport = get16(t + 2);
 	uint32_t seq = get32(t + 4), ack = get32(t + 8);
 	uint8_t fl = t[13];
-	struct fsock *s = fake_for(v6, gport, rport);
+	struct fsock *s = fake_for(v6, rip, gport, rport);
 	struct conn *c = conn_for(v6, gport, rport);
 
 	CHECK(hlen >= 20);
@@ -852,6 +867,12 @@ static void check_tcp(bool v6, const uint8_t *t, size_t l4len)
 		if ((fl & TH_ACK) && s->g_base_known)
 			CHECK(ack == s->g_base);
 		return;
+	}
+	if ((fl & TH_ACK) && !s->g_base_known && !s->tx) {
+		/* a forwarded connection: the first ACK after our SYN
+		 * acknowledges the guest's SYN, nothing more */
+		s->g_base = ack;
+		s->g_base_known = true;
 	}
 	if ((fl & TH_ACK) && s->g_base_known)
 		CHECK(ack - s->g_base <= s->tx + s->shut_wr);
@@ -895,7 +916,7 @@ static void fz_rx(void *opaque, const void *frame, size_t len)
 		CHECK(fold(sum16(l4, l4len, ph)) == 0xffff);
 		if (ip[6] == 6) {
 			CHECK(l4len >= 20);
-			check_tcp(true, l4, l4len);
+			check_tcp(true, ip + 8, l4, l4len);
 		}
 		return;
 	}
@@ -923,7 +944,7 @@ static void fz_rx(void *opaque, const void *frame, size_t len)
 	}
 	CHECK(l4len >= 20 && (l4[12] >> 4) * 4u <= l4len);
 	CHECK(fold(sum16(l4, l4len, ph)) == 0xffff);
-	check_tcp(false, l4, l4len);
+	check_tcp(false, ip + 12, l4, l4len);
 }
 
 static void fz_log(void *opaque, enum pb_log_level level, const char *msg)
@@ -1136,6 +1157,10 @@ static void ev_syn(struct in *in)
 	c->nxt = isn + 1;
 	z.syn = (struct syn_ctx){ .on = true, .v6 = c->v6, .gport = c->gport,
 				  .rport = c->rport, .seq = isn };
+	if (c->v6)
+		memcpy(z.syn.rip, c->dst6, 16);
+	else
+		put32(z.syn.rip, c->dst);
 	send_tcp(c, (uint8_t)(TH_SYN | (o & 0x40)), isn, 0, wnd, opt, optlen, 0);
 	z.syn.on = false;
 }
@@ -1173,15 +1198,6 @@ static void ev_synack(struct in *in)
 	c->isn = isn;
 	c->nxt = isn + 1;
 	send_tcp(c, TH_SYN | TH_ACK, isn, c->r_nxt, wnd, opt, o & 1 ? 8 : 4, 0);
-	/* the host socket now knows where the guest's stream starts */
-	{
-		struct fsock *s = fake_for(false, c->gport, c->rport);
-
-		if (s) {
-			s->g_base = isn + 1;
-			s->g_base_known = true;
-		}
-	}
 }
 
 static void ev_hdata(struct in *in)
