@@ -69,12 +69,19 @@ check-integration: $(BIN)
 
 check: all check-unit check-integration
 
-# Static analysis: cppcheck; suppressions are inline (cppcheck-suppress, each
-# with its reason beside it); any finding fails.
+# Static analysis: cppcheck and clang-tidy (.clang-tidy: the checks, and why
+# some are off), over src/ and src/daemon/ with the build's flags.
+# Suppressions are inline (cppcheck-suppress, NOLINT(check)), each with its
+# reason beside it; any finding fails.
+CLANG_TIDY ?= clang-tidy
+TIDY_FLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -Iinclude -Isrc
 lint:
 	cppcheck --std=c11 --enable=warning,portability,performance \
 		--inline-suppr -D_GNU_SOURCE -Iinclude -Isrc --quiet \
 		--error-exitcode=1 src src/daemon
+	@echo "clang-tidy: $(words $(LIB_SRCS) $(DAEMON_SRCS)) files"
+	@printf '%s\n' $(LIB_SRCS) $(DAEMON_SRCS) | \
+		xargs -P 2 -n 4 sh -c '$(CLANG_TIDY) --quiet "$$@" -- $(TIDY_FLAGS)' tidy
 
 # What CI runs: static analysis, the suite, the suite again under
 # ASan+UBSan, the fuzzers.

@@ -300,6 +300,7 @@ void udp_flow_event(struct router *r, struct flow *f, uint32_t events)
 			udp_errors(r, f);
 		n = 0;
 	}
+	n = MIN(n, nslots);	/* as recvmmsg() promises (for the analyzer) */
 	/* Give back the slots we did not fill (they are the last ones). */
 	r->arena_used -= (unsigned)(nslots - n);
 	if (n > 0)
