@@ -491,7 +491,11 @@ static void tcp_push_segments(struct router *r, struct flow *f)
 		}
 		r->arena_used -= n - used;
 		if (!avail && k > 0 && got > 0) {
-			/* data waits behind a zero window: persist */
+			/* data waits behind a zero window: persist; the peek
+			 * moved the offset past a byte we did not send */
+			if (t->peek_off)
+				setsockopt(f->fd, SOL_SOCKET, SO_PEEK_OFF,
+					   &(int){ (int)in_flight }, sizeof(int));
 			if (!f->deadline)
 				tcp_set_deadline(r, f, t->rto_ms);
 			break;

@@ -545,6 +545,13 @@ static ssize_t stream_read(struct fsock *s, const struct iovec *iov,
 		return 0;
 	if ((flags & MSG_PEEK) && s->peek_on)
 		from = s->peek_off;
+#ifdef TCP_FUZZ_MAIN
+	if (getenv("FUZZ_TRACE"))
+		fprintf(stderr, "read %#x: want %zu from %llu (consumed %llu of %llu)\n",
+			flags, want, (unsigned long long)from,
+			(unsigned long long)s->consumed,
+			(unsigned long long)s->delivered);
+#endif
 	if (s->consumed + from >= s->delivered)
 		return s->eof ? 0 : fail(EAGAIN);
 	if (flags & MSG_TRUNC) {
