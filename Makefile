@@ -69,12 +69,19 @@ check-integration: $(BIN)
 
 check: all check-unit check-integration
 
-# Static analysis: cppcheck; suppressions are inline (cppcheck-suppress, each
-# with its reason beside it); any finding fails.
+# Static analysis: cppcheck and clang-tidy (.clang-tidy: the checks, and why
+# some are off), over src/ and src/daemon/ with the build's flags.
+# Suppressions are inline (cppcheck-suppress, NOLINT(check)), each with its
+# reason beside it; any finding fails.
+CLANG_TIDY ?= clang-tidy
+TIDY_FLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -Iinclude -Isrc
 lint:
 	cppcheck --std=c11 --enable=warning,portability,performance \
 		--inline-suppr -D_GNU_SOURCE -Iinclude -Isrc --quiet \
 		--error-exitcode=1 src src/daemon
+	@echo "clang-tidy: $(words $(LIB_SRCS) $(DAEMON_SRCS)) files"
+	@printf '%s\n' $(LIB_SRCS) $(DAEMON_SRCS) | \
+		xargs -P 2 -n 4 sh -c '$(CLANG_TIDY) --quiet "$$@" -- $(TIDY_FLAGS)' tidy
 
 # What CI runs: static analysis, the suite, the suite again under
 # ASan+UBSan, the fuzzers.
@@ -112,12 +119,26 @@ $(FUZZ_BUILD)/daemon/%.o: src/daemon/%.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
+# FUZZ_LDFLAGS_<name>: extra link flags of one harness (fuzz_tcp replaces
+# the socket calls with fakes through the linker's --wrap).
+FUZZ_WRAP_tcp := socket connect bind listen accept4 getsockopt setsockopt \
+	recv recvmsg recvmmsg recvfrom send sendto shutdown close epoll_ctl \
+	epoll_wait arc4random
+FUZZ_LDFLAGS_tcp := $(FUZZ_WRAP_tcp:%=-Wl,--wrap=%)
+# fuzz_ctl keeps requests from reaching outside the process.
+FUZZ_WRAP_ctl := socket socketpair bind listen connect accept4 setsockopt \
+	close open openat fork unlink mkdir chmod fcntl
+FUZZ_LDFLAGS_ctl := $(FUZZ_WRAP_ctl:%=-Wl,--wrap=%)
+
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_BUILD)/libfuzzpb.a
 	clang $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(filter %.o,$^) \
-		$(FUZZ_BUILD)/libfuzzpb.a -o $@
+		$(FUZZ_BUILD)/libfuzzpb.a $(FUZZ_LDFLAGS_$*) -o $@
 
-# Harnesses of daemon modules link those modules' objects too.
+# Harnesses of daemon modules link those modules' objects too (fuzz_ctl
+# compiles ctl.c itself).
 $(FUZZ_BUILD)/fuzz_json: $(FUZZ_BUILD)/daemon/json.o
+$(FUZZ_BUILD)/fuzz_ctl: $(FUZZ_BUILD)/daemon/json.o $(FUZZ_BUILD)/daemon/sbuf.o \
+	src/daemon/ctl.c
 
 fuzz: $(FUZZ_BINS)
 

@@ -152,10 +152,10 @@ int pb_netdev_add_fd(pb_t *pb, const char *spec, int fd);
 
 /*
  * Set a port's link down (up = 0) or up again.  Frames to and from a port
- * whose link is down are dropped and counted as link_down.  port is a
+ * whose link is down are dropped and counted as link_down.  name is a
  * port name as pb_port_stats() gives it ("t1", "vm.2").
  */
-int pb_port_set_link(pb_t *pb, const char *port, int up);
+int pb_port_set_link(pb_t *pb, const char *name, int up);
 
 /*
  * Add or remove a forward of a user-mode router at run time.  netdev: the

@@ -8,7 +8,7 @@ PKGS="build-essential clang make libcmocka-dev python3 python3-pytest \
 iproute2 iputils-ping tshark socat iperf3 curl qemu-system-x86 \
 linux-image-amd64 busybox-static cpio kmod gzip util-linux procps psmisc \
 libclang-rt-14-dev isc-dhcp-client dnsmasq-base bind9-dnsutils \
-tftp-hpa samba smbclient ipxe-qemu cppcheck python3-scapy"
+tftp-hpa samba smbclient ipxe-qemu cppcheck clang-tidy python3-scapy"
 
 missing=""
 for p in $PKGS; do

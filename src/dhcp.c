@@ -48,6 +48,7 @@ static int parse_mac(const char *s, uint8_t *mac)
 	unsigned v[6];
 	char tail;
 
+	/* NOLINTNEXTLINE(cert-err34-c): %2x cannot overflow; the count is checked */
 	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3],
 		   &v[4], &v[5], &tail) != 6)
 		return -EINVAL;
@@ -104,6 +105,7 @@ static int parse_extra(struct dhcp_extra *x, const char *s, char *err,
 			unsigned b;
 			int used;
 
+			/* NOLINTNEXTLINE(cert-err34-c): %2x cannot overflow; the count is checked */
 			if (n == sizeof(x->val) || sscanf(p, "%2x%n", &b, &used) != 1)
 				goto bad;
 			x->val[n++] = (uint8_t)b;

@@ -79,8 +79,8 @@ int dns_parse_query(const uint8_t *p, size_t len, struct dns_q *q)
 			if (ch >= 'A' && ch <= 'Z')
 				ch = (uint8_t)(ch - 'A' + 'a');
 			/* keep the name printable and unambiguous */
-			q->name[n++] = (ch > 32 && ch < 127 && ch != '.') ? (char)ch
-									 : '?';
+			q->name[n++] = (char)((ch > 32 && ch < 127 && ch != '.') ? ch
+										 : '?');
 		}
 	}
 	q->name[n] = '\0';

@@ -321,7 +321,7 @@ void fwd_client_key(const struct router *r, const struct hostfwd *h,
 	}
 	k->gip = h->guest_ip;
 	if (c_loop)
-		k->rip = r->gw;
+		k->rip = r->gw;	/* NOLINT(bugprone-branch-clone): as the last branch, for another reason */
 	else if (!c_is6)
 		k->rip = c4->sin_addr.s_addr;
 	else if (IN6_IS_ADDR_V4MAPPED(&c6->sin6_addr))
@@ -593,6 +593,7 @@ int pb_hostfwd_add(pb_t *pb, const char *netdev, const char *rule)
 	rc = fwd_router(pb, netdev, rule, &r);
 	if (rc)
 		return rc;
+	/* NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage): the analyzer does not follow the variadic error helper, which never returns 0 */
 	rc = fwd_parse_hostfwd(r, rule, err, sizeof(err));
 	if (rc)
 		return pb__err(pb, rc, "%s", err);
@@ -662,6 +663,7 @@ int pb_hostfwd_del(pb_t *pb, const char *netdev, const char *rule)
 	rc = fwd_router(pb, netdev, rule, &r);
 	if (rc)
 		return rc;
+	/* NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage): the analyzer does not follow the variadic error helper, which never returns 0 */
 	rc = hostfwd_parse(r, rule, &key, true, err, sizeof(err));
 	if (rc)
 		return pb__err(pb, rc, "%s", err);

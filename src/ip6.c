@@ -452,7 +452,9 @@ static void icmp6_send(struct router *r, uint8_t *f, const struct in6_addr *src,
 static void icmp6_error(struct router *r, const struct ip6_view *ip,
 			uint8_t type, uint8_t code, uint32_t param)
 {
-	size_t q = MIN(ip->len, (size_t)ICMP6_ERR_MAX - IP6_HDR - 8);
+	/* within the link's MTU too, when it is below IPv6's minimum */
+	size_t q = MIN(ip->len, MIN((size_t)ICMP6_ERR_MAX, (size_t)r->mtu) -
+					IP6_HDR - 8);
 	uint8_t *f;
 
 	/* never about multicast (except what RFC 4443 2.4 allows, which we

@@ -58,6 +58,7 @@ enum rdrop {
 	RD_TCP_NO_FLOW,		/* TCP segment for no connection (RST sent) */
 	RD_UDP_SEND,		/* host refused a datagram */
 	RD_ICMP_UNSUPPORTED,
+	RD_TOO_BIG,		/* larger than the MTU, cannot be fragmented */
 	RD_MAX,
 };
 

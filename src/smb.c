@@ -324,7 +324,7 @@ static int loopback_pair(int *ours, int *theirs)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET,
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	struct sockaddr_in mine, peer;
+	struct sockaddr_in mine = { 0 }, peer = { 0 };
 	socklen_t len = sizeof(a);
 	int l, c = -1, rc;
 

@@ -260,7 +260,7 @@ static const struct port_ops stream_port_ops = {
 static void stream_tune(int fd)
 {
 	int one = 1;
-	struct sockaddr_storage ss;
+	struct sockaddr_storage ss = { 0 };
 	socklen_t len = sizeof(ss);
 
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&

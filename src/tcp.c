@@ -597,12 +597,18 @@ static void tcp_push_segments(struct router *r, struct flow *f)
 		}
 		r->arena_used -= n - used;
 		if (!avail && k > 0 && got > 0) {
-			/* data waits behind a zero window: persist */
+			/* data waits behind a zero window: persist; the peek
+			 * moved the offset past a byte we did not send */
+			if (t->peek_off)
+				setsockopt(f->fd, SOL_SOCKET, SO_PEEK_OFF,
+					   &(int){ (int)in_flight }, sizeof(int));
 			if (!f->deadline)
 				tcp_set_deadline(r, f, t->rto_ms);
 			break;
 		}
-		if (k == 0 || (base && (uint32_t)k == in_flight)) {
+		/* without SO_PEEK_OFF, getting just what is in flight means
+		 * nothing new -- end of file only if we saw it before */
+		if (k == 0 || (base && (uint32_t)k == in_flight && t->host_eof)) {
 			t->host_eof = true;
 			tcp_ctl(r, f, TH_FIN | TH_ACK, t->snd_nxt);
 			t->fin_seq = t->snd_nxt;

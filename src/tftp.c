@@ -761,6 +761,7 @@ bool tftp_udp_input(struct router *r, const struct ip4_view *ip,
 		if (s->gip == ip->src && s->gport == sport)
 			tftp_session_input(r, s, p, len);
 		else
+			/* NOLINTNEXTLINE(readability-suspicious-call-argument): the reply goes back to the sender's port */
 			tftp_send_error(r, ip->src, sport, dport, TFTP_EBADID,
 					"Unknown transfer ID");
 		return true;

@@ -69,6 +69,11 @@ void udp_send_flow(struct router *r, const struct flow_key *k, uint8_t *frame,
 				  len);
 		return;
 	}
+	if (IP6_HDR + (size_t)ulen > r->mtu) {
+		/* we do not fragment IPv6: the guest's link cannot carry it */
+		rdrop(r, RD_TOO_BIG);
+		return;
+	}
 	udp_fill(frame + flow_l4off(k), k->rport, k->gport, ulen,
 		 flow_pseudo(k, IPPROTO_UDP, ulen));
 	flow_send(r, k, frame, IPPROTO_UDP, ulen);
@@ -293,6 +298,7 @@ void udp_flow_event(struct router *r, struct flow *f, uint32_t events)
 			udp_errors(r, f);
 		n = 0;
 	}
+	n = MIN(n, nslots);	/* as recvmmsg() promises (for the analyzer) */
 	/* Give back the slots we did not fill (they are the last ones). */
 	r->arena_used -= (unsigned)(nslots - n);
 	if (n > 0)

@@ -169,7 +169,7 @@ int ctl_request(const char *path, const char *line, int fd, char **reply,
 		in.len += (size_t)n;
 	}
 	if (!rc) {
-		*nl = '\0';
+		*nl = '\0';	/* NOLINT(clang-analyzer-core.NullDereference): rc is 0 only once a newline came */
 		*reply = in.p;
 		in.p = NULL;
 	}

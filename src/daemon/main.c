@@ -279,7 +279,7 @@ int main(int argc, char **argv)
 		if (rc)
 			die("--segment %s: %s", specs[i].text, pb_errmsg(pb));
 	}
-	if (!nseg && (rc = pb_segment_add(pb, "switch,id=sw0")))
+	if (!nseg && pb_segment_add(pb, "switch,id=sw0"))
 		die("default segment: %s", pb_errmsg(pb));
 	if (!nnetdev) {
 		if (!sock_path) {
