@@ -100,7 +100,7 @@ asan-check:
 # corpus stays as it is) and fails on any finding.
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 30
-FUZZ_FLAGS := -std=gnu11 -D_GNU_SOURCE -DPB_FUZZING -Iinclude -Isrc -g -O1 \
+FUZZ_FLAGS := -std=gnu11 -D_GNU_SOURCE -DPB_FUZZING -Iinclude -Isrc -MMD -MP -g -O1 \
 	-fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
@@ -175,4 +175,4 @@ bench: $(BIN)
 clean:
 	rm -rf build build-*
 
--include $(LIB_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(FUZZ_LIB_OBJS:.o=.d)

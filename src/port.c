@@ -155,6 +155,31 @@ void port_count_tx(struct port *p, uint32_t first, uint32_t n)
 	}
 }
 
+/* Queue as it is (p is live, its link up). */
+static void port_txq_add(struct pb *pb, struct port *p, const uint8_t *frame,
+			 size_t len, const struct frame_meta *m)
+{
+	static const struct frame_meta plain;
+
+	if (p->txn == TX_BATCH) {
+		p->ops->flush(pb, p);
+		p->txn = 0;
+		if (p->dead)
+			return;
+	}
+	capture_frame(pb, pb->netdevs[p->netdev].capture, frame, len);
+	p->txq[p->txn].p = frame;
+	p->txq[p->txn].len = (uint32_t)len;
+	p->txq[p->txn].m = m ? *m : plain;
+	if (m && (m->flags & FM_NEEDS_CSUM || m->gso_type))
+		p->tx_offloaded++;
+	p->txn++;
+	if (!p->dirty) {
+		p->dirty = true;
+		pb->dirty[pb->ndirty++] = port_index(pb, p);
+	}
+}
+
 /* p cannot take the frame's offloads: finish them here (segments and
  * checksums into pb->gsobuf), queue the results, and send them before the
  * buffer is reused. */
@@ -179,7 +204,7 @@ static void port_enqueue_soft(struct pb *pb, struct port *p,
 		}
 		size_t n = gso_segment(frame, len, m, &pl, i, pb->gsobuf + used);
 
-		port_enqueue(pb, p, pb->gsobuf + used, n, NULL);
+		port_txq_add(pb, p, pb->gsobuf + used, n, NULL);
 		p->tx_soft++;
 		used += (n + 63) & ~(size_t)63;
 	}
@@ -191,8 +216,6 @@ static void port_enqueue_soft(struct pb *pb, struct port *p,
 void port_enqueue(struct pb *pb, struct port *p, const uint8_t *frame,
 		  size_t len, const struct frame_meta *m)
 {
-	static const struct frame_meta plain;
-
 	if (p->dead)
 		return;
 	if (p->link_down) {
@@ -200,27 +223,10 @@ void port_enqueue(struct pb *pb, struct port *p, const uint8_t *frame,
 		return;
 	}
 	if (m && (m->flags & FM_NEEDS_CSUM || m->gso_type) &&
-	    !gso_port_takes(p->offloads, m)) {
+	    !gso_port_takes(p->offloads, m))
 		port_enqueue_soft(pb, p, frame, len, m);
-		return;
-	}
-	if (p->txn == TX_BATCH) {
-		p->ops->flush(pb, p);
-		p->txn = 0;
-		if (p->dead)
-			return;
-	}
-	capture_frame(pb, pb->netdevs[p->netdev].capture, frame, len);
-	p->txq[p->txn].p = frame;
-	p->txq[p->txn].len = (uint32_t)len;
-	p->txq[p->txn].m = m ? *m : plain;
-	if (m && (m->flags & FM_NEEDS_CSUM || m->gso_type))
-		p->tx_offloaded++;
-	p->txn++;
-	if (!p->dirty) {
-		p->dirty = true;
-		pb->dirty[pb->ndirty++] = port_index(pb, p);
-	}
+	else
+		port_txq_add(pb, p, frame, len, m);
 }
 
 int pb_port_set_link(pb_t *pb, const char *name, int up)

@@ -660,14 +660,16 @@ static void hostfwd_wake(struct router *r);
  */
 static void router_trim(struct router *r)
 {
+	r->arena_hw = MAX(r->arena_hw, r->arena_used);
 	if (r->arena_touched > r->arena_hw) {
-		/* from the first page boundary past the slots still in use */
-		uintptr_t a = (uintptr_t)r->arena + r->arena_hw * r->slot_size;
-		uintptr_t e = (uintptr_t)r->arena + r->arena_touched * r->slot_size;
+		/* from the first page boundary past the slots still in use
+		 * (the arena itself starts on one: mmap) */
+		size_t a = (size_t)r->arena_hw * r->slot_size;
+		size_t e = (size_t)r->arena_touched * r->slot_size;
 
-		a = (a + 4095) & ~(uintptr_t)4095;
+		a = (a + 4095) & ~(size_t)4095;
 		if (e > a)
-			madvise((void *)a, e - a, MADV_DONTNEED);
+			madvise(r->arena + a, e - a, MADV_DONTNEED);
 		r->arena_touched = r->arena_hw;
 	}
 	r->arena_hw = 0;
@@ -702,8 +704,9 @@ static void router_tick(struct pb *pb, uint32_t nd)
 		if (f->used && f->deadline && (!next || f->deadline < next))
 			next = f->deadline;
 	}
-	if (now >= r->next_slow) {
-		router_trim(r);
+	bool trim = now >= r->next_slow;
+
+	if (trim) {
 		reasm_expire(r->reasm, now);
 		hostfwd_wake(r);
 		r->next_slow = now + TICK_SLOW_NS;
@@ -715,6 +718,8 @@ static void router_tick(struct pb *pb, uint32_t nd)
 	uint64_t dack = tcp_delayed_acks(r, now);
 
 	router_flush(r);
+	if (trim)
+		router_trim(r);	/* now that no slot is held */
 	if (dack)
 		router_kick_timer(r, dack > now + TICK_MIN_NS / 10
 					     ? dack - now : TICK_MIN_NS / 10);

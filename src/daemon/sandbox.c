@@ -355,10 +355,13 @@ static bool ping_allowed(gid_t gid)
 {
 	FILE *f = fopen("/proc/sys/net/ipv4/ping_group_range", "re");
 	unsigned long lo = 1, hi = 0;
+	char buf[64], *end;
 
 	if (f) {
-		if (fscanf(f, "%lu %lu", &lo, &hi) != 2)
-			hi = 0;
+		if (fgets(buf, sizeof(buf), f)) {
+			lo = strtoul(buf, &end, 10);
+			hi = end != buf ? strtoul(end, NULL, 10) : 0;
+		}
 		fclose(f);
 	}
 	return gid >= lo && gid <= hi;
@@ -545,8 +548,8 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
 	if (n + strlen(name) + 4 < sizeof(line)) {
 		line[n++] = ' ';
 		line[n++] = '(';
-		memcpy(line + n, name, strlen(name));
-		n += strlen(name);
+		for (const char *c = name; *c; c++)
+			line[n++] = *c;
 		line[n++] = ')';
 	}
 	line[n++] = '\n';

@@ -737,6 +737,7 @@ int __wrap_close(int fd)
 		return __real_close(fd);
 	}
 	s->used = false;
+	s->in_ep = false;	/* as the kernel: the last close leaves epoll */
 #ifdef TCP_FUZZ_MAIN
 	if (getenv("FUZZ_TRACE"))
 		fprintf(stderr, "close(%d)\n", fd);
