@@ -67,6 +67,20 @@ int pb_fd(const pb_t *pb);
 int pb_dispatch(pb_t *pb);
 /* Milliseconds until the next timer is due, or -1 if none. */
 int pb_next_timeout(pb_t *pb);
+/* pb_dispatch() that first waits up to timeout_ms (-1: no limit) for
+ * something to be ready: one system call where poll() on pb_fd() and
+ * pb_dispatch() make two, for an embedder whose own descriptors are
+ * watched through pb_watch_fd().  Timers wake it too.  0 or <0. */
+int pb_wait(pb_t *pb, int timeout_ms);
+
+/* An embedder's descriptor in the instance's loop: fn(opaque, fd, events)
+ * runs from pb_dispatch()/pb_wait() when fd is ready for events (EPOLLIN,
+ * EPOLLOUT); it should only take note (it runs in the middle of a round).
+ * Watching a watched fd again changes its events.  At most 8.  0 or <0. */
+typedef void (*pb_fd_fn)(void *opaque, int fd, uint32_t events);
+int pb_watch_fd(pb_t *pb, int fd, uint32_t events, pb_fd_fn fn, void *opaque);
+/* Stop watching fd (before closing it). */
+void pb_unwatch_fd(pb_t *pb, int fd);
 
 /*
  * Segments.  spec: "switch,id=NAME[,fdb-size=N][,ageing=SECONDS]" or

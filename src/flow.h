@@ -64,6 +64,7 @@ struct tcp_conn {
 	bool want_out;		/* waiting for the socket to drain */
 	bool peek_off;		/* SO_PEEK_OFF works on this socket */
 	bool is_tcp_sock;	/* host side is a TCP socket */
+	bool nodelay;		/* TCP_NODELAY is set on it */
 	bool wscale_ok;
 	bool wnd_hold;		/* inside a push: compute the window once */
 	bool wnd_valid;

@@ -30,6 +30,7 @@ enum ref_kind {
 	REF_NETDEV,	/* idx: netdev slot (listeners, connecting sockets) */
 	REF_FLOW,	/* idx: flow slot; gen: router netdev << 16 | flow gen */
 	REF_HOSTFWD,	/* idx: forward slot; gen: router netdev */
+	REF_WATCH,	/* idx: pb->watch slot (an embedder's fd) */
 	REF_KIND_MAX,
 };
 

@@ -113,6 +113,8 @@ int pb_new(const struct pb_config *cfg, pb_t **out)
 		goto fail;
 	for (int i = 0; i < MAX_CAPTURES; i++)
 		pb->caps[i].fd = -1;
+	for (int i = 0; i < PB_WATCH_MAX; i++)
+		pb->watch[i].fd = -1;
 	/* timers: one per segment, one per netdev, captures, spare */
 	err = loop_init(&pb->loop, pb->max_segs + pb->max_netdevs + 8);
 	if (err)
@@ -145,12 +147,59 @@ int pb_fd(const pb_t *pb)
 	return pb->loop.epfd;
 }
 
+int pb_watch_fd(pb_t *pb, int fd, uint32_t events, pb_fd_fn fn, void *opaque)
+{
+	struct pb_watch *w = NULL;
+	int rc;
+
+	if (fd < 0 || !fn)
+		return -EINVAL;
+	for (int i = 0; i < PB_WATCH_MAX; i++) {
+		if (pb->watch[i].fd == fd) {
+			w = &pb->watch[i];
+			w->fn = fn;
+			w->opaque = opaque;
+			return loop_mod(&pb->loop, fd, events,
+					ref_make(REF_WATCH, (uint32_t)i, w->gen));
+		}
+		if (!w && pb->watch[i].fd < 0)
+			w = &pb->watch[i];
+	}
+	if (!w)
+		return -ENOSPC;
+	w->gen++;
+	rc = loop_add(&pb->loop, fd, events,
+		      ref_make(REF_WATCH, (uint32_t)(w - pb->watch), w->gen));
+	if (rc < 0)
+		return rc;
+	w->fd = fd;
+	w->fn = fn;
+	w->opaque = opaque;
+	return 0;
+}
+
+void pb_unwatch_fd(pb_t *pb, int fd)
+{
+	for (int i = 0; i < PB_WATCH_MAX; i++) {
+		if (pb->watch[i].fd == fd) {
+			loop_del(&pb->loop, fd);
+			pb->watch[i].fd = -1;
+			pb->watch[i].gen++;
+		}
+	}
+}
+
 int pb_dispatch(pb_t *pb)
+{
+	return pb_wait(pb, 0);
+}
+
+int pb_wait(pb_t *pb, int timeout_ms)
 {
 	struct epoll_event ev[EVENTS_PER_DISPATCH];
 	int n;
 
-	n = epoll_wait(pb->loop.epfd, ev, EVENTS_PER_DISPATCH, 0);
+	n = epoll_wait(pb->loop.epfd, ev, EVENTS_PER_DISPATCH, timeout_ms);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
 	loop_update_now(&pb->loop);
@@ -184,6 +233,13 @@ int pb_dispatch(pb_t *pb)
 			break;
 		case REF_HOSTFWD:
 			router_hostfwd_event(pb, r.idx, r.gen, ev[i].events);
+			break;
+		case REF_WATCH:
+			if (r.idx < PB_WATCH_MAX && pb->watch[r.idx].fd >= 0 &&
+			    pb->watch[r.idx].gen == r.gen)
+				pb->watch[r.idx].fn(pb->watch[r.idx].opaque,
+						    pb->watch[r.idx].fd,
+						    ev[i].events);
 			break;
 		default:
 			break;

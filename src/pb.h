@@ -37,6 +37,7 @@
 #define FRAME_MAX_ALIGNED 65552
 #define MAX_CAPTURES 32
 #define MAX_ROUTERS 16
+#define PB_WATCH_MAX 8
 
 /* Why a frame was dropped; names are what users see in counters. */
 enum drop_reason {
@@ -224,6 +225,14 @@ struct pb {
 	/* frames port_enqueue() segments or checksums for a port without
 	 * offloads, sent before the next super-segment reuses it */
 	uint8_t *gsobuf;	/* GSOBUF_SIZE */
+
+	/* the embedder's descriptors (pb_watch_fd) */
+	struct pb_watch {
+		int fd;		/* -1: free */
+		uint32_t gen;
+		pb_fd_fn fn;
+		void *opaque;
+	} watch[PB_WATCH_MAX];
 
 	uint64_t stats_seq;
 };

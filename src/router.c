@@ -1180,6 +1180,8 @@ static int user_create(struct pb *pb, struct netdev *nd, const struct opts *o)
 	r->pb = pb;
 	r->nd = netdev_index(pb, nd);
 	r->timer = -1;
+	for (int i = 0; i < 2; i++)
+		r->iss_key[i] = (uint64_t)arc4random() << 32 | arc4random();
 	nd->priv = r;
 	nd->ops = &router_nd_ops;
 

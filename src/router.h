@@ -177,6 +177,8 @@ struct router {
 	/* offloads of the frame being emitted (NULL: a plain frame) */
 	const struct frame_meta *tx_meta;
 
+	uint64_t iss_key[2];	/* secret of initial sequence numbers */
+
 	int timer;		/* housekeeping tick */
 	uint64_t next_slow;	/* next idle/ageing sweep */
 	uint16_t ip_id;

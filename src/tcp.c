@@ -54,6 +54,7 @@
 #include "csum.h"
 #include "flow.h"
 #include "router.h"
+#include "siphash.h"
 
 #define TH_FIN 0x01
 #define TH_SYN 0x02
@@ -83,6 +84,27 @@
 #define PUSH_MAX_SUPER 16	/* and per push (1 MiB) */
 #define NOPEEK_MAX 65536	/* in flight without SO_PEEK_OFF */
 #define DEFAULT_MSS 536		/* RFC 9293 3.7.1 when no option */
+
+/* RFC 6528: a clock ticking every 4 us plus a keyed hash of the
+ * connection's addresses and ports, so that nobody predicts another
+ * connection's numbers, at the price of no system call. */
+static uint32_t tcp_iss(const struct router *r, const struct flow_key *k)
+{
+	uint8_t t[36];
+
+	memcpy(t, k->v6 ? (const void *)&k->gip6 : (const void *)&k->gip,
+	       k->v6 ? 16 : 4);
+	memcpy(t + 16, k->v6 ? (const void *)&k->rip6 : (const void *)&k->rip,
+	       k->v6 ? 16 : 4);
+	memcpy(t + 32, &k->gport, 2);
+	memcpy(t + 34, &k->rport, 2);
+	if (!k->v6) {
+		memset(t + 4, 0, 12);
+		memset(t + 20, 0, 12);
+	}
+	return (uint32_t)siphash24(r->iss_key, t, sizeof(t)) +
+	       (uint32_t)(pb_now(r->pb) / 4000);
+}
 
 static bool seq_lt(uint32_t a, uint32_t b)
 {
@@ -443,12 +465,12 @@ void tcp_reclaim(struct router *r, struct flow *f)
 	tcp_free(r, f);
 }
 
+/* (TCP_NODELAY comes with the guest's first data: tcp_data) */
 static void tcp_sock_setup(struct flow *f)
 {
-	int one = 1, zero = 0;
+	int zero = 0;
 
 	f->tcp.is_tcp_sock = true;
-	setsockopt(f->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	f->tcp.peek_off =
 		setsockopt(f->fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero)) == 0;
 }
@@ -716,8 +738,10 @@ static bool tcp_established(int fd)
 	struct tcp_info ti;
 	socklen_t len = sizeof(ti);
 
+	/* (a server that answers at once may have closed already) */
 	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
-	       ti.tcpi_state == TCP_ESTABLISHED;
+	       (ti.tcpi_state == TCP_ESTABLISHED ||
+		ti.tcpi_state == TCP_CLOSE_WAIT);
 }
 
 static void tcp_open(struct router *r, const struct ip4_view *ip,
@@ -831,7 +855,7 @@ static void tcp_open(struct router *r, const struct ip4_view *ip,
 	f->tcp.snd_wnd = s->wnd;
 	f->tcp.rto_ms = RTO_MIN_MS;
 	tcp_take_syn_options(r, f, s);
-	f->tcp.iss = arc4random();
+	f->tcp.iss = tcp_iss(r, &f->k);
 	f->tcp.snd_una = f->tcp.iss;
 	f->tcp.snd_nxt = f->tcp.iss + 1;
 	f->tcp.snd_max = f->tcp.snd_nxt;
@@ -884,6 +908,13 @@ static void tcp_data(struct router *r, struct flow *f,
 		return;
 	}
 	if (p.rem && !t->guest_fin && f->fd >= 0) {
+		if (t->is_tcp_sock && !t->nodelay) {
+			/* the guest's own stack already decided when to send:
+			 * its segments go on as they come */
+			setsockopt(f->fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 },
+				   sizeof(int));
+			t->nodelay = true;
+		}
 		ssize_t n = send(f->fd, p.p, p.rem, MSG_DONTWAIT | MSG_NOSIGNAL);
 
 		if (n < 0 && errno != EAGAIN) {
@@ -902,7 +933,8 @@ static void tcp_data(struct router *r, struct flow *f,
 	if (fin && !t->guest_fin) {
 		t->rcv_nxt++;
 		t->guest_fin = true;
-		if (f->fd >= 0)
+		/* both sides done: the close() that follows sends the FIN */
+		if (f->fd >= 0 && !t->fin_acked)
 			shutdown(f->fd, SHUT_WR);
 	}
 	/* new data only (not a retransmission, not a repair) */
@@ -1208,7 +1240,7 @@ void tcp_inbound(struct router *r, int fd,
 	f->hostfwd = hidx;
 	h->conns++;
 	tcp_sock_setup(f);
-	f->tcp.iss = arc4random();
+	f->tcp.iss = tcp_iss(r, &f->k);
 	f->tcp.snd_una = f->tcp.iss;
 	f->tcp.snd_nxt = f->tcp.iss + 1;
 	f->tcp.snd_max = f->tcp.snd_nxt;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -148,6 +149,34 @@ static const char *object_to_capture(const char *s)
 	if (strncmp(s, "filter-dump,", 12))
 		die("-object: only filter-dump is supported, not '%s'", s);
 	return s;
+}
+
+/* A fresh epoll set of the n descriptors in pfd (their poll events),
+ * watched by pb's loop in place of old; returns it (dies on failure). */
+static int watch_ours(pb_t *pb, int old, const struct pollfd *pfd, int n,
+		      bool *flag)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	if (ep < 0)
+		die("epoll_create1: %s", strerror(errno));
+	for (int i = 0; i < n; i++) {
+		struct epoll_event ev = {
+			.events = (pfd[i].events & POLLIN ? EPOLLIN : 0) |
+				  (pfd[i].events & POLLOUT ? EPOLLOUT : 0),
+			.data.fd = pfd[i].fd,
+		};
+
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, pfd[i].fd, &ev) < 0)
+			die("epoll_ctl: %s", strerror(errno));
+	}
+	if (old >= 0) {
+		pb_unwatch_fd(pb, old);
+		close(old);
+	}
+	if (pb_watch_fd(pb, ep, EPOLLIN, note_ready, flag) < 0)
+		die("cannot watch our own descriptors");
+	return ep;
 }
 
 int main(int argc, char **argv)
@@ -367,23 +396,37 @@ int main(int argc, char **argv)
 	if (test_trap)
 		sandbox_test_trap();
 
+	/*
+	 * One epoll_wait() a turn: the library's fds and ours (signals,
+	 * control clients) in one wait.  Ours sit in an epoll set of their
+	 * own (dep), itself watched by the library's loop; when it is ready,
+	 * poll() says which and the control code runs as before.  The set is
+	 * rebuilt after every control turn (clients come and go, and a
+	 * closed client's number may come back as a new one).
+	 */
+	struct pollfd pfd[2 + CTL_POLLFDS];
+	bool ours = true;
+	int dep = -1, nfds = 0;
+
 	while (running) {
-		struct pollfd pfd[2 + CTL_POLLFDS] = {
-			{ .fd = pb_fd(pb), .events = POLLIN },
-			{ .fd = sfd, .events = POLLIN },
-		};
-		int nfds = 2 + (ctl ? ctl_pollfds(ctl, pfd + 2) : 0);
-		int n = poll(pfd, (nfds_t)nfds,
-			     ctl && ctl_busy(ctl) ? 0 : pb_next_timeout(pb));
+		if (ours) {
+			pfd[0] = (struct pollfd){ .fd = pb_fd(pb), .events = POLLIN };
+			pfd[1] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+			nfds = 2 + (ctl ? ctl_pollfds(ctl, pfd + 2) : 0);
+			dep = watch_ours(pb, dep, pfd + 1, nfds - 1, &ours);
+		}
+		ours = false;
+		rc = pb_wait(pb, ctl && ctl_busy(ctl) ? 0 : -1);
+		if (rc)
+			fprintf(stderr, "patchbay: error: dispatch: %s\n",
+				pb_strerror(rc));
+		if (!ours && !(ctl && ctl_busy(ctl)))
+			continue;
+		ours = true;
+		int n = poll(pfd + 1, (nfds_t)nfds - 1, 0);
 
 		if (n < 0 && errno != EINTR)
 			die("poll: %s", strerror(errno));
-		if (pfd[0].revents) {
-			rc = pb_dispatch(pb);
-			if (rc)
-				fprintf(stderr, "patchbay: error: dispatch: %s\n",
-					pb_strerror(rc));
-		}
 		if (pfd[1].revents) {
 			struct signalfd_siginfo si;
 
@@ -398,6 +441,10 @@ int main(int argc, char **argv)
 		}
 		if (ctl && n >= 0)
 			ctl_handle(ctl, pfd + 2, nfds - 2);
+	}
+	if (dep >= 0) {
+		pb_unwatch_fd(pb, dep);
+		close(dep);
 	}
 	ctl_close(ctl);
 	if (verbosity >= 0)

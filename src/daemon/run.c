@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
@@ -641,6 +642,13 @@ static pid_t fork_with_pair(int *end)
 	return child;
 }
 
+void note_ready(void *opaque, int fd, uint32_t events)
+{
+	(void)fd;
+	(void)events;
+	*(bool *)opaque = true;
+}
+
 static int serve(pb_t *pb, const struct run_opts *o, pid_t child)
 {
 	sigset_t mask;
@@ -651,19 +659,33 @@ static int serve(pb_t *pb, const struct run_opts *o, pid_t child)
 	sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (sfd < 0)
 		fatal("signalfd: %s", strerror(errno));
+	/* with a router of our own, one epoll_wait() a turn: the signal and
+	 * exit descriptors are watched by its loop */
+	bool ours = false;
+
+	if (pb && (pb_watch_fd(pb, sfd, EPOLLIN, note_ready, &ours) < 0 ||
+		   (o->exit_fd >= 0 &&
+		    pb_watch_fd(pb, o->exit_fd, EPOLLIN, note_ready, &ours) < 0)))
+		fatal("cannot watch the signal descriptors");
 	while (running) {
 		struct pollfd pfd[3] = {
-			{ .fd = pb ? pb_fd(pb) : -1, .events = POLLIN },
+			{ .fd = -1 },
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = o->exit_fd, .events = POLLIN },
 		};
-		int n = poll(pfd, o->exit_fd >= 0 ? 3 : 2,
-			     pb ? pb_next_timeout(pb) : -1);
+		int n;
 
+		if (pb) {
+			ours = false;
+			pb_wait(pb, -1);
+			if (!ours)
+				continue;
+			n = poll(pfd, o->exit_fd >= 0 ? 3 : 2, 0);
+		} else {
+			n = poll(pfd, o->exit_fd >= 0 ? 3 : 2, -1);
+		}
 		if (n < 0 && errno != EINTR)
 			fatal("poll: %s", strerror(errno));
-		if (pb && pfd[0].revents)
-			pb_dispatch(pb);
 		if (o->exit_fd >= 0 && pfd[2].revents) {
 			char b[64];
 
@@ -697,6 +719,11 @@ static int serve(pb_t *pb, const struct run_opts *o, pid_t child)
 				break;
 			}
 		}
+	}
+	if (pb) {
+		pb_unwatch_fd(pb, sfd);
+		if (o->exit_fd >= 0)
+			pb_unwatch_fd(pb, o->exit_fd);
 	}
 	close(sfd);
 	if (pb)
