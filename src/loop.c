@@ -90,6 +90,8 @@ int timer_new(struct loop *l, timer_fn fn, uint32_t arg)
 	for (unsigned i = 0; i < l->ntimers; i++) {
 		if (!l->timers[i].fn) {
 			l->timers[i] = (struct timer){ .fn = fn, .arg = arg };
+			if (i + 1 > l->timers_hi)
+				l->timers_hi = i + 1;
 			return (int)i;
 		}
 	}
@@ -100,6 +102,8 @@ void timer_free(struct loop *l, int t)
 {
 	if (t >= 0 && (unsigned)t < l->ntimers)
 		l->timers[t] = (struct timer){ 0 };
+	while (l->timers_hi && !l->timers[l->timers_hi - 1].fn)
+		l->timers_hi--;
 }
 
 void timer_arm(struct loop *l, int t, uint64_t delay_ns)
@@ -125,7 +129,7 @@ uint64_t timer_next(const struct loop *l)
 {
 	uint64_t best = 0;
 
-	for (unsigned i = 0; i < l->ntimers; i++) {
+	for (unsigned i = 0; i < l->timers_hi; i++) {
 		uint64_t d = l->timers[i].deadline;
 
 		if (d && (!best || d < best))
@@ -142,7 +146,7 @@ void timer_run(struct loop *l, struct pb *pb)
 	if (read(l->tfd, &exp, sizeof(exp)) < 0 && errno != EAGAIN)
 		exp = 0;
 	l->tfd_armed = 0;
-	for (unsigned i = 0; i < l->ntimers; i++) {
+	for (unsigned i = 0; i < l->timers_hi; i++) {
 		struct timer *t = &l->timers[i];
 
 		if (t->fn && t->deadline && t->deadline <= l->now) {

@@ -60,6 +60,7 @@ struct loop {
 	uint64_t tfd_armed;		/* deadline the timerfd is set to */
 	struct timer *timers;
 	unsigned ntimers;
+	unsigned timers_hi;		/* slots [0, timers_hi) may be in use */
 };
 
 int loop_init(struct loop *l, unsigned max_timers);

@@ -117,6 +117,8 @@ static_assert((int)LIMIT_FLOWS == (int)FLOW_LIMIT_TOTAL &&
 
 static const uint8_t bcast_mac[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 
+static const struct netdev_ops router_nd_ops;
+
 struct router *router_get(struct pb *pb, uint32_t nd)
 {
 	struct netdev *n;
@@ -124,7 +126,7 @@ struct router *router_get(struct pb *pb, uint32_t nd)
 	if (nd >= pb->max_netdevs)
 		return NULL;
 	n = &pb->netdevs[nd];
-	if (!n->used || !n->ops || strcmp(n->ops->type, "user"))
+	if (!n->used || n->ops != &router_nd_ops)
 		return NULL;
 	return n->priv;
 }
