@@ -15,6 +15,8 @@ void flow_limits_default(struct flow_limits *lim)
 		lim->udp = MAX(lim->max / 2, 1u);
 	if (!lim->half_open)
 		lim->half_open = MAX(lim->max / 2, 1u);
+	if (!lim->half_open_per_guest)
+		lim->half_open_per_guest = MAX(lim->half_open / 4, 1u);
 }
 
 int flow_table_init(struct flow_table *t, const struct flow_limits *lim)
@@ -34,6 +36,8 @@ int flow_table_init(struct flow_table *t, const struct flow_limits *lim)
 	t->bucket = malloc(nb * sizeof(*t->bucket));
 	t->lq = malloc(cap * sizeof(*t->lq));
 	rc = quota_init(&t->guests, cap, t->lim.per_guest);
+	if (!rc)
+		rc = quota_init(&t->half_guests, cap, t->lim.half_open_per_guest);
 	if (!t->f || !t->bucket || !t->lq || rc) {
 		flow_table_fini(t);
 		return -ENOMEM;
@@ -56,6 +60,7 @@ void flow_table_fini(struct flow_table *t)
 	free(t->bucket);
 	free(t->lq);
 	quota_fini(&t->guests);
+	quota_fini(&t->half_guests);
 	t->f = NULL;
 	t->bucket = NULL;
 	t->lq = NULL;
@@ -194,13 +199,24 @@ struct flow *flow_linger_take(struct flow_table *t, const uint8_t *mac)
 	return NULL;
 }
 
-void flow_set_half_open(struct flow_table *t, struct flow *f, bool on)
+bool flow_set_half_open(struct flow_table *t, struct flow *f, bool on)
 {
 	if (f->half_open == on)
-		return;
-	f->half_open = on;
-	if (on)
+		return true;
+	if (on) {
+		f->half_guest = QUOTA_NONE;
+		if (f->guest != QUOTA_NONE) {
+			f->half_guest = quota_take(&t->half_guests,
+						   t->guests.e[f->guest].key, 6);
+			if (f->half_guest == QUOTA_NONE)
+				return false;
+		}
 		t->half_open++;
-	else
+	} else {
+		quota_put(&t->half_guests, f->half_guest);
+		f->half_guest = QUOTA_NONE;
 		t->half_open--;
+	}
+	f->half_open = on;
+	return true;
 }

@@ -18,7 +18,7 @@
  * than per_guest flows, UDP flows together no more than udp, and TCP
  * connections a guest opened that have not completed their handshake
  * (host connect() pending, or our SYN-ACK not yet acknowledged) no more
- * than half_open.  A guest is known by the Ethernet source address of the
+ * than half_open, one guest a quarter of that (half_open_per_guest).  A guest is known by the Ethernet source address of the
  * frame that opened the flow: one key for all its IPv4 and IPv6 addresses,
  * counted in a quota table that cannot hold more keys than the flow table
  * holds flows.  A guest that forges source MACs escapes its share (as one
@@ -103,6 +103,7 @@ struct flow {
 	uint32_t hnext;
 	bool is_dns;		/* UDP flow to the DNS address */
 	bool half_open;		/* counted in flow_table.half_open */
+	uint32_t half_guest;	/* its guest's half_guests handle */
 	bool lingering;		/* closed, kept a while (flow_linger_add) */
 	uint32_t guest;		/* quota handle of its guest, or QUOTA_NONE */
 	union {
@@ -116,6 +117,7 @@ struct flow_limits {
 	uint32_t per_guest;	/* flows of one guest (MAC) */
 	uint32_t udp;		/* UDP flows */
 	uint32_t half_open;	/* guest TCP connections in their handshake */
+	uint32_t half_open_per_guest;	/* of one guest */
 };
 
 /* Why flow_alloc() refused a flow. */
@@ -135,6 +137,7 @@ struct flow_table {
 	uint32_t half_open;	/* flows with half_open set */
 	struct flow_limits lim;
 	struct quota guests;
+	struct quota half_guests;	/* half-open connections per guest */
 	uint32_t high;		/* slots [0, high) may be in use */
 	uint32_t *bucket;
 	uint32_t mask;
@@ -174,8 +177,9 @@ static inline bool flow_half_open_room(const struct flow_table *t)
 {
 	return t->half_open < t->lim.half_open;
 }
-/* Mark f half-open (on) or done with its handshake (off). */
-void flow_set_half_open(struct flow_table *t, struct flow *f, bool on);
+/* Mark f half-open (on) or done with its handshake (off); false (and not
+ * marked) if its guest already has its share of half-open connections. */
+bool flow_set_half_open(struct flow_table *t, struct flow *f, bool on);
 
 static inline uint32_t flow_index(const struct flow_table *t,
 				  const struct flow *f)

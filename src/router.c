@@ -101,6 +101,7 @@ const char *const limit_names[LIMIT_MAX] = {
 	[LIMIT_FLOWS_GUEST] = "flows_per_guest",
 	[LIMIT_UDP_FLOWS] = "udp_flows",
 	[LIMIT_HALF_OPEN] = "tcp_half_open",
+	[LIMIT_HALF_OPEN_GUEST] = "tcp_half_open_per_guest",
 	[LIMIT_FRAGS] = "frags",
 	[LIMIT_FRAGS_GUEST] = "frags_per_guest",
 	[LIMIT_TFTP] = "tftp_sessions",
@@ -1104,7 +1105,7 @@ static const char *const user_keys[] = {
 	"type", "id", "segment", "net", "host", "dns", "dhcpstart",
 	"restrict", "ipv4", "hostfwd", "guestfwd", "mtu", "host-loopback",
 	"outbound-addr", "max-flows", "max-flows-per-guest", "max-udp-flows",
-	"max-tcp-half-open", "max-frags", "max-frags-per-guest",
+	"max-tcp-half-open", "max-tcp-half-open-per-guest", "max-frags", "max-frags-per-guest",
 	"max-tftp-sessions", "max-tftp-per-guest", "max-leases", "hostname", "domainname", "dnssearch",
 	"bootfile", "tftp-server-name", "dhcp-host", "dhcp-option", "dhcp",
 	"dhcp-lease", "dns-upstream", "dns-resolv-conf", "ipv6", "ipv6-prefix",
@@ -1135,7 +1136,7 @@ static uint64_t flows_default(void)
 static int parse_limits(struct router *r, const struct opts *o,
 			struct flow_limits *fl, char *err, size_t errlen)
 {
-	uint64_t max, guest, udp, half, frags, frags_guest;
+	uint64_t max, guest, udp, half, half_guest, frags, frags_guest;
 	int rc;
 
 	if ((rc = opts_get_uint(o, "max-flows", FLOWS_MIN, FLOWS_MAX,
@@ -1154,9 +1155,13 @@ static int parse_limits(struct router *r, const struct opts *o,
 	    (rc = opts_get_uint(o, "max-frags-per-guest", 1, frags,
 				MAX(frags / 4, 1), &frags_guest, err, errlen)))
 		return rc;
+	if ((rc = opts_get_uint(o, "max-tcp-half-open-per-guest", 1, half,
+				MAX(half / 4, 1), &half_guest, err, errlen)))
+		return rc;
 	fl->per_guest = (uint32_t)guest;
 	fl->udp = (uint32_t)udp;
 	fl->half_open = (uint32_t)half;
+	fl->half_open_per_guest = (uint32_t)half_guest;
 	r->frags_max = (uint32_t)frags;
 	r->frags_per_guest = (uint32_t)frags_guest;
 	return 0;
@@ -1335,6 +1340,7 @@ static void router_limits_json(const struct router *r, FILE *f)
 		[LIMIT_FLOWS_GUEST] = fl->per_guest,
 		[LIMIT_UDP_FLOWS] = fl->udp,
 		[LIMIT_HALF_OPEN] = fl->half_open,
+		[LIMIT_HALF_OPEN_GUEST] = fl->half_open_per_guest,
 		[LIMIT_FRAGS] = r->frags_max,
 		[LIMIT_FRAGS_GUEST] = r->frags_per_guest,
 		[LIMIT_TFTP] = tftp_limit(r, false),

@@ -74,6 +74,7 @@ enum limit {
 	LIMIT_FLOWS_GUEST,	/* max-flows-per-guest */
 	LIMIT_UDP_FLOWS,	/* max-udp-flows */
 	LIMIT_HALF_OPEN,	/* max-tcp-half-open */
+	LIMIT_HALF_OPEN_GUEST,	/* max-tcp-half-open-per-guest */
 	LIMIT_FRAGS,		/* max-frags (slots or buffer bytes) */
 	LIMIT_FRAGS_GUEST,	/* max-frags-per-guest */
 	LIMIT_TFTP,		/* max-tftp-sessions */

@@ -812,7 +812,14 @@ static void tcp_open(struct router *r, const struct ip4_view *ip,
 		tcp_rst_reply(r, ip, s, s->payload.rem);
 		return;
 	}
-	flow_set_half_open(r->flows, f, true);
+	if (!flow_set_half_open(r->flows, f, true)) {
+		/* this guest has its share of handshakes in progress */
+		flow_free(r->flows, f);
+		rdrop(r, RD_FLOW_FULL);
+		router_limit_hit(r, LIMIT_HALF_OPEN_GUEST);
+		tcp_rst_reply(r, ip, s, s->payload.rem);
+		return;
+	}
 	if (g) {
 		fd = fwd_guest_connect(r, g, &connected);
 	} else {

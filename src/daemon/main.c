@@ -49,6 +49,7 @@ static const char usage_text[] =
 	"             [,guestfwd=[tcp]:ADDR:PORT-cmd:CMD|-HOST:PORT|-unix:PATH]...\n"
 	"             [,mtu=N][,host-loopback=on|off][,outbound-addr=IP][,max-flows=N]\n"
 	"             [,max-flows-per-guest=N][,max-udp-flows=N][,max-tcp-half-open=N]\n"
+	"             [,max-tcp-half-open-per-guest=N]\n"
 	"             [,max-frags=N][,max-frags-per-guest=N][,max-tftp-sessions=N]\n"
 	"             [,max-tftp-per-guest=N][,max-leases=N]\n"
 	"             [,hostname=][,domainname=][,dnssearch=]...[,bootfile=]\n"

@@ -91,9 +91,10 @@ def test_flows_per_guest(tmp_path):
 
 def test_syn_flood_half_open(tmp_path):
     """A SYN flood from guest A to a host port that never accepts (its
-    backlog full, so the router's connect()s stay pending) is held to
-    max-tcp-half-open: the rest get RST at once and are counted.  An
-    established connection of guest B carries data throughout."""
+    backlog full, so the router's connect()s stay pending) is held to A's
+    share of max-tcp-half-open (a quarter: 1 of 4): the rest get RST at
+    once and are counted.  An established connection of guest B carries
+    data throughout, and B still opens new connections."""
     hs = host_listener(backlog=64)
     stuck = host_listener(backlog=0)    # never accepted
     try:
@@ -119,15 +120,29 @@ def test_syn_flood_half_open(tmp_path):
                 assert err in (0, errno.EINPROGRESS), err
                 flood.append(c)
             # each refused attempt sees RST; the pending ones stay pending
+            def hits(r):
+                return (r["limits"]["tcp_half_open"]["hit"] +
+                        r["limits"]["tcp_half_open_per_guest"]["hit"])
+
             def settled():
-                return lab.router()["limits"]["tcp_half_open"]["hit"] >= 18
+                return hits(lab.router()) >= 18
             pb.wait_until(settled, pb.scaled(15), "half-open refusals")
             for c in flood:
                 e = c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 refused += e == errno.ECONNREFUSED
             r = lab.router()
-            assert r["tcp_half_open"] <= 4, r
+            assert r["tcp_half_open"] <= 1, r
             assert limit(r, "tcp_half_open")["max"] == 4
+            assert limit(r, "tcp_half_open_per_guest")["max"] == 1
+            assert limit(r, "tcp_half_open_per_guest")["hit"] >= 18, r
+            # B is not held back by A's flood: a new connection of its own
+            b2 = lab.sock(1)
+            assert connect_or_refused(b2, (GW, hs.getsockname()[1]))
+            b2a = accept(hs)[0]
+            b2.sendall(b"new")
+            assert recv_exact(b2a, 3) == b"new"
+            b2.close()
+            b2a.close()
             assert refused >= 18, (refused, r["limits"])
             assert r["drops"]["flow_table_full"] >= 18, r["drops"]
             # B's connection was never disturbed

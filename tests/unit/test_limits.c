@@ -227,6 +227,50 @@ static void test_flow_linger_take(void **state)
 	flow_table_fini(&t);
 }
 
+/* One guest holds at most its share of half-open connections; another
+ * guest (and the host side) is not held back by it. */
+static void test_flow_half_open_per_guest(void **state)
+{
+	struct flow_limits lim = { .max = 16, .half_open = 8,
+				   .half_open_per_guest = 2 };
+	struct flow_table t;
+	enum flow_limit why;
+	struct flow_key k;
+	struct flow *a[3], *b, *h;
+	uint16_t port = 3000;
+
+	(void)state;
+	assert_int_equal(flow_table_init(&t, &lim), 0);
+	for (int i = 0; i < 3; i++) {
+		k = key_of(IPPROTO_TCP, port++);
+		assert_non_null(a[i] = flow_alloc(&t, &k, mac_a, &why));
+	}
+	assert_true(flow_set_half_open(&t, a[0], true));
+	assert_true(flow_set_half_open(&t, a[1], true));
+	assert_false(flow_set_half_open(&t, a[2], true));
+	assert_false(a[2]->half_open);
+	assert_int_equal(t.half_open, 2);
+	k = key_of(IPPROTO_TCP, port++);
+	assert_non_null(b = flow_alloc(&t, &k, mac_b, &why));
+	assert_true(flow_set_half_open(&t, b, true));
+	k = key_of(IPPROTO_TCP, port++);
+	assert_non_null(h = flow_alloc(&t, &k, NULL, &why));
+	assert_true(flow_set_half_open(&t, h, true));
+	/* a handshake completes: A may start another */
+	assert_true(flow_set_half_open(&t, a[0], false));
+	assert_true(flow_set_half_open(&t, a[2], true));
+	flow_free(&t, a[1]);	/* given up: its share comes back too */
+	k = key_of(IPPROTO_TCP, port++);
+	assert_non_null(a[1] = flow_alloc(&t, &k, mac_a, &why));
+	assert_true(flow_set_half_open(&t, a[1], true));
+	for (uint32_t i = 0; i < t.high; i++)
+		if (t.f[i].used)
+			flow_free(&t, &t.f[i]);
+	assert_int_equal(t.half_open, 0);
+	assert_int_equal(t.half_guests.keys, 0);
+	flow_table_fini(&t);
+}
+
 static void test_flow_udp(void **state)
 {
 	struct flow_limits lim = { .max = 16, .per_guest = 16, .udp = 2 };
@@ -257,7 +301,8 @@ static void test_flow_udp(void **state)
  * flow is freed, never counted twice. */
 static void test_flow_half_open(void **state)
 {
-	struct flow_limits lim = { .max = 16, .half_open = 2 };
+	struct flow_limits lim = { .max = 16, .half_open = 2,
+				   .half_open_per_guest = 2 };
 	struct flow_table t;
 	enum flow_limit why;
 	struct flow_key k;
@@ -297,6 +342,7 @@ int main(void)
 		cmocka_unit_test(test_flow_defaults),
 		cmocka_unit_test(test_flow_per_guest),
 		cmocka_unit_test(test_flow_linger_take),
+		cmocka_unit_test(test_flow_half_open_per_guest),
 		cmocka_unit_test(test_flow_udp),
 		cmocka_unit_test(test_flow_half_open),
 	};

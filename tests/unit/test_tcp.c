@@ -1981,7 +1981,7 @@ static void test_bogus_options(void **state)
 		{ { 3, 3, 200 }, 4, true },
 	};
 	static const uint8_t bad_then_mss[8] = { 2, 0, 2, 4, 4, 0xb0 };
-	struct lab *l = lab_open("max-flows=64");
+	struct lab *l = lab_open("max-flows=64,max-tcp-half-open-per-guest=32");
 	uint8_t b[1000];
 	struct conn c;
 	uint16_t hport;
@@ -2395,7 +2395,8 @@ static void test_flow_table_full(void **state)
 {
 	enum { MAXF = 16 };
 	struct lab *l = lab_open("max-flows=16,max-flows-per-guest=16,"
-				 "max-tcp-half-open=16");
+				 "max-tcp-half-open=16,"
+				 "max-tcp-half-open-per-guest=16");
 	struct conn c[MAXF + 1];
 	struct tseg s;
 	uint16_t hport;
@@ -2454,7 +2455,8 @@ static bool limit_is(struct lab *l, const char *name, unsigned max,
  */
 static void test_half_open_cap(void **state)
 {
-	struct lab *l = lab_open("max-tcp-half-open=2");
+	struct lab *l = lab_open("max-tcp-half-open=2,"
+				 "max-tcp-half-open-per-guest=2");
 	struct conn c[3];
 	struct tseg s;
 	uint16_t hport;
