@@ -175,4 +175,5 @@ bench: $(BIN)
 clean:
 	rm -rf build build-*
 
--include $(LIB_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(FUZZ_LIB_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(FUZZ_LIB_OBJS:.o=.d) \
+	$(DAEMON_SRCS:src/daemon/%.c=$(FUZZ_BUILD)/daemon/%.d)

@@ -78,6 +78,8 @@ struct ctl {
 	pb_t *pb;
 	int lfd;
 	int memfd;		/* scratch file for the library's JSON */
+	int reserve;		/* a spare descriptor, given up to refuse a
+				 * client when the process has no other */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int max_clients;
 	unsigned long long refused;	/* connections over max_clients */
@@ -200,6 +202,7 @@ struct ctl *ctl_open(pb_t *pb, const char *path, int max_clients, char *err,
 		errno = rc;
 		goto fail;
 	}
+	c->reserve = fcntl(c->lfd, F_DUPFD_CLOEXEC, 0);
 	return c;
 fail:
 	snprintf(err, errlen, "control socket %s: %s", path, strerror(errno));
@@ -232,6 +235,8 @@ void ctl_close(struct ctl *c)
 		client_close(&c->cl[i]);
 	close(c->lfd);
 	close(c->memfd);
+	if (c->reserve >= 0)
+		close(c->reserve);
 	unlink(c->path);
 	sb_free(&c->reply);
 	json_free(&c->doc);
@@ -848,6 +853,29 @@ static void ctl_accept(struct ctl *c)
 		int fd = accept4(c->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct ctl_client *cl = NULL;
 
+		if (fd < 0 && (errno == EMFILE || errno == ENFILE) &&
+		    c->reserve >= 0) {
+			/* Out of descriptors: the pending client would keep
+			 * the listener readable (and us spinning).  Take it
+			 * with the spare one, tell it, let it go. */
+			close(c->reserve);
+			fd = accept4(c->lfd, NULL, NULL,
+				     SOCK_NONBLOCK | SOCK_CLOEXEC);
+			if (fd >= 0) {
+				static const char nofd[] =
+					"{\"id\":null,\"ok\":false,\"error\":"
+					"{\"code\":\"EMFILE\",\"message\":\"the "
+					"daemon is out of file descriptors\"}}\n";
+
+				if (send(fd, nofd, sizeof(nofd) - 1,
+					 MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+					(void)0;	/* it goes away regardless */
+				close(fd);
+				c->refused++;
+			}
+			c->reserve = fcntl(c->lfd, F_DUPFD_CLOEXEC, 0);
+			continue;
+		}
 		if (fd < 0)
 			return;
 		for (int i = 0; i < c->max_clients && !cl; i++)

@@ -153,14 +153,20 @@ static const char *object_to_capture(const char *s)
 }
 
 /* A fresh epoll set of the n descriptors in pfd (their poll events),
- * watched by pb's loop in place of old; returns it (dies on failure). */
+ * watched by pb's loop in place of old; returns it, or -1 when there is
+ * none (out of descriptors: the caller polls instead). */
 static int watch_ours(pb_t *pb, int old, const struct pollfd *pfd, int n,
 		      bool *flag)
 {
-	int ep = epoll_create1(EPOLL_CLOEXEC);
+	int ep;
 
+	if (old >= 0) {
+		pb_unwatch_fd(pb, old);
+		close(old);	/* first: the new one may need its number */
+	}
+	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ep < 0)
-		die("epoll_create1: %s", strerror(errno));
+		return -1;
 	for (int i = 0; i < n; i++) {
 		struct epoll_event ev = {
 			.events = (pfd[i].events & POLLIN ? EPOLLIN : 0) |
@@ -168,15 +174,15 @@ static int watch_ours(pb_t *pb, int old, const struct pollfd *pfd, int n,
 			.data.fd = pfd[i].fd,
 		};
 
-		if (epoll_ctl(ep, EPOLL_CTL_ADD, pfd[i].fd, &ev) < 0)
-			die("epoll_ctl: %s", strerror(errno));
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, pfd[i].fd, &ev) < 0) {
+			close(ep);
+			return -1;
+		}
 	}
-	if (old >= 0) {
-		pb_unwatch_fd(pb, old);
-		close(old);
+	if (pb_watch_fd(pb, ep, EPOLLIN, note_ready, flag) < 0) {
+		close(ep);
+		return -1;
 	}
-	if (pb_watch_fd(pb, ep, EPOLLIN, note_ready, flag) < 0)
-		die("cannot watch our own descriptors");
 	return ep;
 }
 
@@ -416,16 +422,24 @@ int main(int argc, char **argv)
 			nfds = 2 + (ctl ? ctl_pollfds(ctl, pfd + 2) : 0);
 			dep = watch_ours(pb, dep, pfd + 1, nfds - 1, &ours);
 		}
-		ours = false;
-		rc = pb_wait(pb, ctl && ctl_busy(ctl) ? 0 : -1);
+		int n;
+
+		if (dep >= 0) {
+			ours = false;
+			rc = pb_wait(pb, ctl && ctl_busy(ctl) ? 0 : -1);
+			if (!rc && !ours && !(ctl && ctl_busy(ctl)))
+				continue;
+			n = poll(pfd + 1, (nfds_t)nfds - 1, 0);
+		} else {
+			/* no descriptor for our epoll set: poll everything */
+			n = poll(pfd, (nfds_t)nfds,
+				 ctl && ctl_busy(ctl) ? 0 : pb_next_timeout(pb));
+			rc = n >= 0 && pfd[0].revents ? pb_dispatch(pb) : 0;
+		}
+		ours = true;
 		if (rc)
 			fprintf(stderr, "patchbay: error: dispatch: %s\n",
 				pb_strerror(rc));
-		if (!ours && !(ctl && ctl_busy(ctl)))
-			continue;
-		ours = true;
-		int n = poll(pfd + 1, (nfds_t)nfds - 1, 0);
-
 		if (n < 0 && errno != EINTR)
 			die("poll: %s", strerror(errno));
 		if (pfd[1].revents) {

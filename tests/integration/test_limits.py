@@ -16,6 +16,7 @@ import json
 import os
 import socket
 import struct
+import time
 
 import pytest
 
@@ -263,6 +264,68 @@ def test_ctl_clients(tmp_path):
             for s in socks:
                 s.close()
         d.wait_for_log("connections refused")
+
+
+def _cpu_ticks(pid):
+    """utime + stime of a process, in clock ticks (/proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def test_ctl_out_of_descriptors(tmp_path):
+    """When the daemon has no descriptor left for a control client (its
+    limit lowered to what it holds, with prlimit), the client gets one
+    EMFILE line and is closed, the daemon does not spin on the listener,
+    and once a descriptor is free again a client is served."""
+    pb.require_tools("prlimit")
+    ctl = str(tmp_path / "ctl.sock")
+    # (--no-sandbox: prlimit on another process needs its uids to match
+    # ours, or CAP_SYS_RESOURCE, which root lacks on this machine)
+    with pb.Daemon(["-netdev", "user,id=u0" + DNS_OFF, "--ctl", ctl,
+                    "--no-sandbox"], tmp_path) as d:
+        first = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        first.settimeout(pb.scaled(10))
+        first.connect(ctl)
+        first.sendall(b'{"id":1,"cmd":"version"}\n')
+        assert json.loads(first.recv(65536).split(b"\n")[0])["ok"]
+        held = len(os.listdir("/proc/%d/fd" % d.pid))
+        pb.run(["prlimit", "--pid", str(d.pid),
+                "--nofile=%d:%d" % (held, held)])
+        extra = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            extra.settimeout(pb.scaled(10))
+            extra.connect(ctl)
+            line = b""
+            while b"\n" not in line:
+                chunk = extra.recv(4096)
+                assert chunk, "closed without a line"
+                line += chunk
+            r = json.loads(line.split(b"\n")[0])
+            assert r["error"]["code"] == "EMFILE", r
+            assert extra.recv(4096) == b""
+            # no busy loop: the daemon idles (well under 0.2 s of CPU in
+            # the 0.5 s after the refusal)
+            t0 = _cpu_ticks(d.pid)
+            time.sleep(0.5)     # a measuring window, not a wait for an event
+            assert _cpu_ticks(d.pid) - t0 < os.sysconf("SC_CLK_TCK") // 5
+        finally:
+            extra.close()
+        # the first client still works; after it leaves, a new one is served
+        first.sendall(b'{"id":2,"cmd":"version"}\n')
+        assert json.loads(first.recv(65536).split(b"\n")[0])["ok"]
+        first.close()
+
+        def served():
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.settimeout(pb.scaled(5))
+                s.connect(ctl)
+                s.sendall(b'{"id":3,"cmd":"version"}\n')
+                return json.loads(s.recv(65536).split(b"\n")[0])["ok"]
+            finally:
+                s.close()
+        pb.wait_until(served, pb.scaled(10), "a control client served again")
 
 
 @pytest.mark.parametrize("args,needle", [
