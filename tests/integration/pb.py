@@ -917,6 +917,17 @@ def ns_socket(ns, family=socket.AF_INET, type=socket.SOCK_STREAM, proto=0):
     return ns_call(ns, socket.socket, family, type, proto)
 
 
+def recv_json_line(sock):
+    """The first JSON line sock receives (a control-socket reply); fails if
+    the peer closes before a whole line."""
+    data = b""
+    while b"\n" not in data:
+        chunk = sock.recv(4096)
+        assert chunk, "closed without a line"
+        data += chunk
+    return json.loads(data.split(b"\n")[0])
+
+
 def fd_count(pid):
     """Number of open file descriptors of process pid (/proc/PID/fd)."""
     return len(os.listdir("/proc/%d/fd" % pid))

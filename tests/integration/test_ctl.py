@@ -788,12 +788,7 @@ def test_many_clients_at_once(tmp_path):
                     s.sendall(b'{"id":1,"cmd":"version"}\n')
             for s in socks:
                 s.settimeout(pb.scaled(10))
-                data = b""
-                while b"\n" not in data:
-                    d = s.recv(4096)
-                    assert d, "closed without a line"
-                    data += d
-                r = json.loads(data.split(b"\n")[0])
+                r = pb.recv_json_line(s)
                 if r["ok"]:
                     served += 1
                 else:

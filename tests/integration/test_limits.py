@@ -248,12 +248,7 @@ def test_ctl_clients(tmp_path):
                 s.settimeout(pb.scaled(10))
                 s.connect(ctl)
                 socks.append(s)
-            line = b""
-            while b"\n" not in line:
-                chunk = socks[2].recv(4096)
-                assert chunk, "closed without a line"
-                line += chunk
-            r = json.loads(line.split(b"\n")[0])
+            r = pb.recv_json_line(socks[2])
             assert r["error"]["code"] == "EBUSY", r
             assert "at most 2" in r["error"]["message"], r
             assert socks[2].recv(4096) == b""
@@ -296,12 +291,7 @@ def test_ctl_out_of_descriptors(tmp_path):
         try:
             extra.settimeout(pb.scaled(10))
             extra.connect(ctl)
-            line = b""
-            while b"\n" not in line:
-                chunk = extra.recv(4096)
-                assert chunk, "closed without a line"
-                line += chunk
-            r = json.loads(line.split(b"\n")[0])
+            r = pb.recv_json_line(extra)
             assert r["error"]["code"] == "EMFILE", r
             assert extra.recv(4096) == b""
             # no busy loop: the daemon idles (well under 0.2 s of CPU in
