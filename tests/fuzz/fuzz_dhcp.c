@@ -399,33 +399,10 @@ static void write_seeds(const char *dir)
 	s_write_raw(dir, "search", search, sizeof(search) - 1);
 }
 
-static int replay(const char *path)
-{
-	static uint8_t buf[1 << 20];
-	FILE *f = fopen(path, "rb");
-	size_t n;
-
-	if (!f) {
-		perror(path);
-		return 1;
-	}
-	n = fread(buf, 1, sizeof(buf), f);
-	fclose(f);
-	LLVMFuzzerTestOneInput(buf, n);
-	printf("%s: ok\n", path);
-	return 0;
-}
+#include "replay.h"
 
 int main(int argc, char **argv)
 {
-	int rc = 0;
-
-	if (argc == 3 && !strcmp(argv[1], "--seeds")) {
-		write_seeds(argv[2]);
-		return 0;
-	}
-	for (int i = 1; i < argc; i++)
-		rc |= replay(argv[i]);
-	return rc;
+	return fuzz_main(argc, argv, write_seeds);
 }
 #endif

@@ -235,29 +235,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifdef JSON_FUZZ_MAIN
-static int replay(const char *path)
-{
-	static uint8_t buf[1 << 16];
-	FILE *f = fopen(path, "rb");
-	size_t n;
-
-	if (!f) {
-		perror(path);
-		return 1;
-	}
-	n = fread(buf, 1, sizeof(buf), f);
-	fclose(f);
-	LLVMFuzzerTestOneInput(buf, n);
-	return 0;
-}
+#include "replay.h"
 
 int main(int argc, char **argv)
 {
-	int rc = 0;
-
-	for (int i = 1; i < argc; i++)
-		rc |= replay(argv[i]);
-	printf("%d inputs replayed\n", argc - 1);
-	return rc;
+	return fuzz_main(argc, argv, NULL);
 }
 #endif

@@ -349,22 +349,10 @@ static void write_seeds(const char *dir)
 	SEED(dir, "path-root", "\x10/./");
 }
 
+#include "replay.h"
+
 int main(int argc, char **argv)
 {
-	if (argc == 3 && !strcmp(argv[1], "--seeds")) {
-		write_seeds(argv[2]);
-		return 0;
-	}
-	for (int i = 1; i < argc; i++) {
-		static uint8_t buf[1 << 20];
-		FILE *f = fopen(argv[i], "rb");
-		size_t n;
-
-		CHECK(f != NULL);
-		n = fread(buf, 1, sizeof(buf), f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(buf, n);
-	}
-	return 0;
+	return fuzz_main(argc, argv, write_seeds);
 }
 #endif
