@@ -66,6 +66,17 @@ static inline uint32_t csum_pseudo4(uint32_t saddr_be, uint32_t daddr_be,
 	return csum_add(0, ph, 12);
 }
 
+/* Partial sum of the IPv6 pseudo-header (RFC 8200 8.1): addresses of 16
+ * bytes each (anywhere in memory), upper-layer length and next header. */
+static inline uint32_t csum_pseudo6(const void *saddr, const void *daddr,
+				    uint8_t nh, uint32_t len)
+{
+	uint8_t tail[8] = { (uint8_t)(len >> 24), (uint8_t)(len >> 16),
+			    (uint8_t)(len >> 8), (uint8_t)len, 0, 0, 0, nh };
+
+	return csum_add(csum_add(csum_add(0, saddr, 16), daddr, 16), tail, 8);
+}
+
 /*
  * Is a received checksum good (the folded sum over the data including the
  * checksum field is 0)?  Fuzzing builds (-DPB_FUZZING) accept every

@@ -78,15 +78,13 @@ int gso_plan(const uint8_t *f, size_t len, const struct frame_meta *m,
 /* The pseudo-header sum of the frame's addresses for a TCP length. */
 static uint32_t gso_pseudo(const uint8_t *ip, bool v6, size_t tcplen)
 {
-	uint8_t tail[4] = { 0, 6, (uint8_t)(tcplen >> 8), (uint8_t)tcplen };
+	uint32_t a, b;
 
-	if (v6) {
-		uint8_t t6[8] = { 0, 0, (uint8_t)(tcplen >> 8), (uint8_t)tcplen,
-				  0, 0, 0, 6 };
-
-		return csum_add(csum_add(0, ip + 8, 32), t6, 8);
-	}
-	return csum_add(csum_add(0, ip + 12, 8), tail, 4);
+	if (v6)
+		return csum_pseudo6(ip + 8, ip + 24, 6, (uint32_t)tcplen);
+	memcpy(&a, ip + 12, 4);
+	memcpy(&b, ip + 16, 4);
+	return csum_pseudo4(a, b, 6, (uint16_t)tcplen);
 }
 
 size_t gso_segment(const uint8_t *f, size_t len, const struct frame_meta *m,

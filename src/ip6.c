@@ -310,14 +310,9 @@ static uint16_t icmp6_csum(const struct in6_addr *src,
 			   const struct in6_addr *dst, const uint8_t *msg,
 			   size_t len)
 {
-	uint8_t ph[40];
-
-	memcpy(ph, src, 16);
-	memcpy(ph + 16, dst, 16);
-	put_be32(ph + 32, (uint32_t)len);
-	ph[36] = ph[37] = ph[38] = 0;
-	ph[39] = NH_ICMPV6;
-	return csum_fold(csum_add(csum_add(0, ph, 40), msg, len));
+	return csum_fold(csum_add(csum_pseudo6(src, dst, NH_ICMPV6,
+					       (uint32_t)len),
+				  msg, len));
 }
 
 /* Frame with payload (len bytes at ETH_HDR + IP6_HDR) to mac. */
@@ -370,14 +365,7 @@ static void ndp_solicit(struct router *r, const struct in6_addr *target)
 uint32_t ip6_pseudo(const struct in6_addr *src, const struct in6_addr *dst,
 		    uint8_t nh, size_t len)
 {
-	uint8_t ph[40];
-
-	memcpy(ph, src, 16);
-	memcpy(ph + 16, dst, 16);
-	put_be32(ph + 32, (uint32_t)len);
-	ph[36] = ph[37] = ph[38] = 0;
-	ph[39] = nh;
-	return csum_add(0, ph, 40);
+	return csum_pseudo6(src, dst, nh, (uint32_t)len);
 }
 
 const uint8_t *ip6_neigh_mac(const struct router *r, const struct in6_addr *a)

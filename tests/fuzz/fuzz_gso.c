@@ -75,10 +75,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			total += n - pl.hdr;
 			if (pl.v6) {
-				uint8_t t6[8] = { 0, 0, (uint8_t)(tcplen >> 8),
-						  (uint8_t)tcplen, 0, 0, 0, 6 };
-
-				ph = csum_add(csum_add(0, ip + 8, 32), t6, 8);
+				ph = csum_pseudo6(ip + 8, ip + 24, 6,
+						  (uint32_t)tcplen);
 			} else {
 				if (be16(ip + 2) != n - ETH_HLEN_MIN ||
 				    csum_fold(csum_add(0, ip, pl.l4off - ETH_HLEN_MIN)))

@@ -47,9 +47,7 @@ static size_t build(bool v6, uint8_t flags, struct frame_meta *m)
 		ip[23] = 1;
 		ip[24] = 0xfe;
 		ip[39] = 2;
-		uint8_t t6[8] = { 0, 0, (uint8_t)(tcplen >> 8), (uint8_t)tcplen,
-				  0, 0, 0, 6 };
-		ph = csum_add(csum_add(0, ip + 8, 32), t6, 8);
+		ph = csum_pseudo6(ip + 8, ip + 24, 6, (uint32_t)tcplen);
 	} else {
 		ip[0] = 0x45;
 		ip[2] = (uint8_t)((20 + tcplen) >> 8);
@@ -107,9 +105,8 @@ static void check_segments(bool v6)
 		assert_int_equal(plen, MIN((size_t)MSS, PAYLOAD - got));
 		if (v6) {
 			assert_int_equal(ip[4] << 8 | ip[5], 20 + plen);
-			uint8_t t6[8] = { 0, 0, (uint8_t)((20 + plen) >> 8),
-					  (uint8_t)(20 + plen), 0, 0, 0, 6 };
-			ph = csum_add(csum_add(0, ip + 8, 32), t6, 8);
+			ph = csum_pseudo6(ip + 8, ip + 24, 6,
+					  (uint32_t)(20 + plen));
 		} else {
 			assert_int_equal(ip[2] << 8 | ip[3], 40 + plen);
 			assert_int_equal(ip[4] << 8 | ip[5],
