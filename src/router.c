@@ -254,17 +254,11 @@ uint8_t router_peer_offloads(struct router *r, const uint8_t *mac)
 {
 	struct pb *pb = r->pb;
 	struct segment *s = &pb->segs[r->port->seg];
+	struct port *dst = seg_port_of(pb, s, mac);
 	uint8_t off = 0xff;
 
-	if (s->type == SEG_SWITCH) {
-		uint32_t gen;
-		int64_t idx = fdb_lookup(&s->fdb, mac, pb_now(pb), &gen);
-		struct port *p = idx >= 0 ? port_get(pb, (uint32_t)idx, gen)
-					  : NULL;
-
-		if (p)
-			return p->offloads;
-	}
+	if (dst)
+		return dst->offloads;
 	/* flooded: what every other member takes */
 	for (uint32_t i = 0; i < s->nmembers; i++) {
 		struct port *p = &pb->ports[s->members[i]];

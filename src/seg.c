@@ -153,6 +153,17 @@ void seg_leave(struct pb *pb, struct port *p)
 		fdb_flush_port(&s->fdb, idx);
 }
 
+struct port *seg_port_of(struct pb *pb, struct segment *s, const uint8_t *mac)
+{
+	uint32_t gen;
+	int64_t idx;
+
+	if (s->type != SEG_SWITCH)
+		return NULL;
+	idx = fdb_lookup(&s->fdb, mac, pb_now(pb), &gen);
+	return idx >= 0 ? port_get(pb, (uint32_t)idx, gen) : NULL;
+}
+
 static void seg_flood(struct pb *pb, struct segment *s, struct port *src,
 		      const uint8_t *frame, size_t len,
 		      const struct frame_meta *m)
@@ -208,10 +219,7 @@ void seg_input_m(struct pb *pb, struct port *src, const uint8_t *frame,
 		fdb_learn(&s->fdb, eth.src, port_index(pb, src), src->gen,
 			  pb_now(pb));
 	if (!mac_is_multicast(eth.dst)) {
-		uint32_t gen;
-		int64_t idx = fdb_lookup(&s->fdb, eth.dst, pb_now(pb), &gen);
-		struct port *dst = idx >= 0 ? port_get(pb, (uint32_t)idx, gen)
-					    : NULL;
+		struct port *dst = seg_port_of(pb, s, eth.dst);
 
 		if (dst == src) {
 			s->filtered++;

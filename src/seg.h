@@ -23,6 +23,9 @@ int seg_find(const struct pb *pb, const char *id);
 void seg_join(struct pb *pb, struct port *p);
 void seg_leave(struct pb *pb, struct port *p);
 
+/* The live port a switch has learnt mac on, or NULL (unknown, or a hub). */
+struct port *seg_port_of(struct pb *pb, struct segment *s, const uint8_t *mac);
+
 /* One frame from port src into its segment (during a round). */
 void seg_input(struct pb *pb, struct port *src, const uint8_t *frame,
 	       size_t len);
