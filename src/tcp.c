@@ -300,6 +300,28 @@ static void tcp_rst_reply(struct router *r, const struct ip4_view *ip,
 
 static void tcp_update_events(struct router *r, struct flow *f);
 
+/* A flow as the ACK queues hold it: the index (max-flows < 2^24) and the
+ * low byte of the generation, which tells a slot freed and reused since. */
+static uint32_t ackq_entry(const struct router *r, const struct flow *f)
+{
+	return flow_index(r->flows, f) | (uint32_t)(uint8_t)f->gen << 24;
+}
+
+/* The TCP flow of a queue entry, or NULL if it is gone. */
+static struct flow *ackq_flow(struct router *r, uint32_t e)
+{
+	uint32_t idx = e & 0xffffff;
+	struct flow *f;
+
+	if (idx >= r->flows->cap)
+		return NULL;
+	f = &r->flows->f[idx];
+	if (!f->used || f->k.proto != IPPROTO_TCP ||
+	    (uint8_t)f->gen != (uint8_t)(e >> 24))
+		return NULL;
+	return f;
+}
+
 static void tcp_queue_ack(struct router *r, struct flow *f)
 {
 	if (f->tcp.ack_pending)
@@ -309,9 +331,7 @@ static void tcp_queue_ack(struct router *r, struct flow *f)
 		return;
 	}
 	f->tcp.ack_pending = true;
-	/* index (max-flows < 2^24) and the low byte of the generation, which
-	 * tells a slot freed and reused within the batch */
-	r->ackq[r->nack++] = flow_index(r->flows, f) | (uint32_t)(uint8_t)f->gen << 24;
+	r->ackq[r->nack++] = ackq_entry(r, f);
 }
 
 /*
@@ -338,8 +358,7 @@ static void tcp_delay_ack(struct router *r, struct flow *f)
 		r->dack_at = pb_now(r->pb) + DELACK_NS;
 		router_kick_timer(r, DELACK_NS);
 	}
-	r->dackq[r->ndack++] = flow_index(r->flows, f) |
-			       (uint32_t)(uint8_t)f->gen << 24;
+	r->dackq[r->ndack++] = ackq_entry(r, f);
 }
 
 uint64_t tcp_delayed_acks(struct router *r, uint64_t now)
@@ -349,14 +368,9 @@ uint64_t tcp_delayed_acks(struct router *r, uint64_t now)
 	if (now < r->dack_at)
 		return r->dack_at;
 	for (unsigned i = 0; i < r->ndack; i++) {
-		uint32_t idx = r->dackq[i] & 0xffffff;
-		struct flow *f;
+		struct flow *f = ackq_flow(r, r->dackq[i]);
 
-		if (idx >= r->flows->cap)
-			continue;
-		f = &r->flows->f[idx];
-		if (f->used && f->k.proto == IPPROTO_TCP && f->tcp.delack &&
-		    (uint8_t)f->gen == (uint8_t)(r->dackq[i] >> 24))
+		if (f && f->tcp.delack)
 			tcp_ctl(r, f, TH_ACK, f->tcp.snd_nxt);
 	}
 	r->ndack = 0;
@@ -366,14 +380,9 @@ uint64_t tcp_delayed_acks(struct router *r, uint64_t now)
 void tcp_send_acks(struct router *r)
 {
 	for (unsigned i = 0; i < r->nack; i++) {
-		uint32_t idx = r->ackq[i] & 0xffffff;
-		struct flow *f;
+		struct flow *f = ackq_flow(r, r->ackq[i]);
 
-		if (idx >= r->flows->cap)
-			continue;
-		f = &r->flows->f[idx];
-		if (f->used && f->k.proto == IPPROTO_TCP && f->tcp.ack_pending &&
-		    (uint8_t)f->gen == (uint8_t)(r->ackq[i] >> 24)) {
+		if (f && f->tcp.ack_pending) {
 			tcp_ctl(r, f, TH_ACK, f->tcp.snd_nxt);
 			tcp_update_events(r, f);
 		}
