@@ -841,6 +841,15 @@ static bool client_read(struct ctl *c, struct ctl_client *cl)
 
 /* ---- connections --------------------------------------------------------------- */
 
+/* Tell a client we cannot serve why (one error line), and let it go. */
+static void ctl_refuse(struct ctl *c, int fd, const char *line, size_t len)
+{
+	if (send(fd, line, len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		(void)0;	/* it goes away regardless */
+	close(fd);
+	c->refused++;
+}
+
 static void ctl_accept(struct ctl *c)
 {
 	char busy[160];
@@ -867,11 +876,7 @@ static void ctl_accept(struct ctl *c)
 					"{\"code\":\"EMFILE\",\"message\":\"the "
 					"daemon is out of file descriptors\"}}\n";
 
-				if (send(fd, nofd, sizeof(nofd) - 1,
-					 MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-					(void)0;	/* it goes away regardless */
-				close(fd);
-				c->refused++;
+				ctl_refuse(c, fd, nofd, sizeof(nofd) - 1);
 			}
 			c->reserve = fcntl(c->lfd, F_DUPFD_CLOEXEC, 0);
 			continue;
@@ -884,11 +889,7 @@ static void ctl_accept(struct ctl *c)
 		if (cl)
 			cl->in = malloc(CTL_IN_CAP);
 		if (!cl || !cl->in) {
-			if (send(fd, busy, (size_t)n,
-				 MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-				(void)0;	/* it goes away regardless */
-			close(fd);
-			c->refused++;
+			ctl_refuse(c, fd, busy, (size_t)n);
 			if (!(c->refused & (c->refused - 1)))
 				fprintf(stderr, "patchbay: warning: control "
 					"socket: %llu connections refused "
