@@ -28,6 +28,7 @@
  * Plain program (-DCTL_FUZZ_MAIN): "fuzz_ctl --seeds DIR" writes the seed
  * corpus, "fuzz_ctl FILE..." replays inputs and prints the replies.
  */
+#include "check.h"
 #include "../../src/daemon/ctl.c"
 
 #include <fcntl.h>
@@ -35,17 +36,6 @@
 #include <sys/eventfd.h>
 
 #include "util.h"
-
-#define CHECK(c)                                                          \
-	do {                                                              \
-		if (!(c)) {                                               \
-			fprintf(stderr, "%s:%d: check failed: %s\n",      \
-				__FILE__, __LINE__, #c);                  \
-			abort();                                          \
-		}                                                         \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* ---- what the library may not do from here ----------------------------- */
 

@@ -45,6 +45,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "check.h"
 #include "dhcp.h"
 
 /* Present only when dhcp.c is linked in (see above). */
@@ -54,17 +55,6 @@
 #pragma weak dhcp_encode_search
 #define HAVE_SEARCH (&dhcp_encode_search != NULL)
 #endif
-
-#define CHECK(c)                                                          \
-	do {                                                              \
-		if (!(c)) {                                               \
-			fprintf(stderr, "%s:%d: check failed: %s\n",      \
-				__FILE__, __LINE__, #c);                  \
-			abort();                                          \
-		}                                                         \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static bool label_ok(const char *s)
 {

@@ -6,9 +6,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "check.h"
 #include "dns.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

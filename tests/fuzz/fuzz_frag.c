@@ -43,21 +43,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "frag.h"
 
 #define TIMEOUT 1000
 #define NKEYS 8
-
-#define CHECK(c)                                                               \
-	do {                                                                   \
-		if (!(c)) {                                                    \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, \
-				__LINE__, #c);                                 \
-			abort();                                               \
-		}                                                              \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #ifdef FRAG_FUZZ_MAIN
 static bool verbose; /* replay: print each input's stats */
@@ -102,31 +92,7 @@ static void pattern_init(void)
 
 static uint16_t csum16(const uint8_t *p, size_t len)
 {
-	uint32_t sum = 0;
-
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t) (p[i] << 8 | p[i + 1]);
-	if (len & 1)
-		sum += (uint32_t) p[len - 1] << 8;
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t) ~sum;
-}
-
-static void put16(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t) (v >> 8);
-	p[1] = (uint8_t) v;
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t) (p[0] << 8 | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t) get16(p) << 16 | get16(p + 2);
+	return (uint16_t)~fold(sum16(p, len, 0));
 }
 
 /* Build key k's fragment: flags word w, plen payload bytes.  Returns the

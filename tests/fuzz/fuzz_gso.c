@@ -19,15 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "csum.h"
 #include "gso.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static uint16_t be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -40,10 +34,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	m.flags = data[0];
 	m.gso_type = data[1];
-	m.hdr_len = be16(data + 2);
-	m.gso_size = be16(data + 4);
-	m.csum_start = be16(data + 6);
-	m.csum_offset = be16(data + 8);
+	m.hdr_len = get16(data + 2);
+	m.gso_size = get16(data + 4);
+	m.csum_start = get16(data + 6);
+	m.csum_offset = get16(data + 8);
 	len = size - 10;
 	/* exact-size copies, so that ASan sees any read past the frame */
 	frame = malloc(len ? len : 1);
@@ -78,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				ph = csum_pseudo6(ip + 8, ip + 24, 6,
 						  (uint32_t)tcplen);
 			} else {
-				if (be16(ip + 2) != n - ETH_HLEN_MIN ||
+				if (get16(ip + 2) != n - ETH_HLEN_MIN ||
 				    csum_fold(csum_add(0, ip, pl.l4off - ETH_HLEN_MIN)))
 					abort();
 				uint32_t a, b;

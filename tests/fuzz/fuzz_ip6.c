@@ -4,10 +4,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "check.h"
 #include "dhcp6.h"
 #include "ip6.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -25,23 +25,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "daemon/json.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const struct json_limits limits[2] = {
 	{ .max_depth = 2, .max_nodes = 64, .arrays = false },
 	{ .max_depth = 16, .max_nodes = 4096, .arrays = true },
 };
-
-#define CHECK(c)                                                               \
-	do {                                                                   \
-		if (!(c)) {                                                    \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, \
-				__LINE__, #c);                                 \
-			abort();                                               \
-		}                                                              \
-	} while (0)
 
 struct out {
 	char *p;

@@ -52,22 +52,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "flow.h"
 #include "netdev.h"
 #include "patchbay.h"
 #include "pb.h"
 #include "router.h"
-
-#define CHECK(c)                                                          \
-	do {                                                              \
-		if (!(c)) {                                               \
-			fprintf(stderr, "%s:%d: check failed: %s\n",      \
-				__FILE__, __LINE__, #c);                  \
-			abort();                                          \
-		}                                                         \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const configs[4] = {
 	"restrict=on,dns-upstream=127.0.0.1:9,max-flows=16",
@@ -120,27 +110,6 @@ static void fz_log(void *opaque, enum pb_log_level level, const char *msg)
 	(void)opaque;
 	(void)level;
 	CHECK(msg != NULL && strlen(msg) < 4096);
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t sum16(const uint8_t *p, size_t len, uint32_t sum)
-{
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-	if (len & 1)
-		sum += (uint32_t)p[len - 1] << 8;
-	return sum;
-}
-
-static uint16_t fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)sum;
 }
 
 /* Every frame the router sends must be well-formed. */
@@ -303,18 +272,6 @@ struct seed {
 	uint8_t b[16384];
 	size_t n;
 };
-
-static void put16(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, v >> 16);
-	put16(p + 2, v & 0xffff);
-}
 
 static void s_bytes(struct seed *s, const void *p, size_t n)
 {

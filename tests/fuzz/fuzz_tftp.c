@@ -35,18 +35,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "check.h"
 #include "tftp.h"
-
-#define CHECK(c)                                                          \
-	do {                                                              \
-		if (!(c)) {                                               \
-			fprintf(stderr, "%s:%d: check failed: %s\n",      \
-				__FILE__, __LINE__, #c);                  \
-			abort();                                          \
-		}                                                         \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* ---- the model of the request parser ------------------------------------- */
 
