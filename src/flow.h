@@ -62,14 +62,22 @@ struct tcp_conn {
 	bool fin_acked;
 	bool ack_pending;	/* an ACK is owed to the guest this round */
 	bool want_out;		/* waiting for the socket to drain */
-	bool peek_off;		/* SO_PEEK_OFF works on this socket */
+	bool peek_off;		/* SO_PEEK_OFF works on this socket (TCP: as
+				 * far as we know; tried with the first use) */
+	bool peek_set;		/* the socket's peek offset is on (off, a
+				 * peek starts at the head of the queue) */
+	bool readable;		/* the socket may hold data not yet peeked
+				 * (its EPOLLIN is edge-triggered) */
+	bool host_rdhup;	/* the host peer shut down writing: end of
+				 * file follows the data in the queue */
 	bool is_tcp_sock;	/* host side is a TCP socket */
 	bool nodelay;		/* TCP_NODELAY is set on it */
 	bool wscale_ok;
 	bool wnd_hold;		/* inside a push: compute the window once */
 	bool wnd_valid;
 	bool refused;		/* in-window data was refused (socket full) */
-	bool delack;		/* an ACK is owed, on r->dackq (delayed) */
+	bool delack;		/* an ACK is owed, at dack_at (delayed) */
+	bool dack_queued;	/* on r->dackq (which may outlive delack) */
 	bool gap;		/* we dropped data beyond a gap: ACK the
 				 * repair at once */
 	uint8_t snd_shift;	/* guest's window scale */
@@ -87,6 +95,11 @@ struct tcp_conn {
 	uint32_t rto_ms;
 	uint32_t events;	/* epoll events currently requested */
 	uint32_t gap_end;	/* with gap: the end of what we dropped */
+	uint32_t wnd_est;	/* free send-buffer room, as last measured
+				 * less what was written since */
+	uint32_t wnd_meas;	/* that measurement */
+	uint64_t wnd_at;	/* when it was taken (0: never) */
+	uint64_t dack_at;	/* with delack: when the ACK goes alone */
 };
 
 struct flow {
@@ -102,6 +115,7 @@ struct flow {
 	uint64_t last_active;
 	uint32_t hnext;
 	bool is_dns;		/* UDP flow to the DNS address */
+	bool udp_nogso;		/* UDP: UDP_SEGMENT failed on this socket */
 	bool half_open;		/* counted in flow_table.half_open */
 	uint32_t half_guest;	/* its guest's half_guests handle */
 	bool lingering;		/* closed, kept a while (flow_linger_add) */

@@ -162,7 +162,13 @@ void timer_sync(struct loop *l)
 	uint64_t next = timer_next(l);
 	struct itimerspec its = { 0 };
 
-	if (next == l->tfd_armed)
+	if (l->defer_sync || next == l->tfd_armed)
+		return;
+	/* Armed earlier than needed (a deadline went away or moved later):
+	 * leave it, the early expiry re-arms it for the real one.  Timers
+	 * that are pushed back all the time (a delayed ACK per request) thus
+	 * cost a system call per expiry, not one per change. */
+	if (!l->clock && l->tfd_armed && (!next || l->tfd_armed < next))
 		return;
 	if (next) {
 		/* A fake clock has no relation to the kernel's: fire at once

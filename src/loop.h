@@ -58,6 +58,8 @@ struct loop {
 	uint64_t (*clock)(void *);	/* NULL: CLOCK_MONOTONIC */
 	void *clock_opaque;
 	uint64_t tfd_armed;		/* deadline the timerfd is set to */
+	bool defer_sync;		/* inside a dispatch round: the timerfd
+					 * is set once, at its end */
 	struct timer *timers;
 	unsigned ntimers;
 	unsigned timers_hi;		/* slots [0, timers_hi) may be in use */

@@ -204,6 +204,7 @@ int pb_wait(pb_t *pb, int timeout_ms)
 		return errno == EINTR ? 0 : -errno;
 	loop_update_now(&pb->loop);
 	pb->in_round = true;
+	pb->loop.defer_sync = true;
 	for (int i = 0; i < n; i++) {
 		union ref r = { .u64 = ev[i].data.u64 };
 
@@ -250,6 +251,7 @@ int pb_wait(pb_t *pb, int timeout_ms)
 		port_reap(pb);
 	}
 	pb->in_round = false;
+	pb->loop.defer_sync = false;
 	timer_sync(&pb->loop);
 	return 0;
 }

@@ -869,6 +869,7 @@ static void ip4_input(struct router *r, const uint8_t *src_mac,
 		ip.hdr = hdr;
 		ip.hlen = hlen;
 		ip.len = wlen;
+		ip.reassembled = true;
 		h = cur_init(whole, wlen);
 		router_kick_timer(r, TICK_SLOW_NS);
 	}
@@ -932,6 +933,7 @@ static void router_port_flush(struct pb *pb, struct port *p)
 		router_input(r, p->txq[i].p, p->txq[i].len);
 	}
 	r->rx_csum_ok = false;
+	udp_send_batch(r);	/* (its datagrams are in these frames) */
 	port_count_tx(p, 0, p->txn);
 	p->txn = 0;
 	tcp_send_acks(r);
@@ -1362,6 +1364,7 @@ void router_stats_json(struct pb *pb, uint32_t nd, void *file)
 		   "\"udp_flows\":%u,\"tcp_half_open\":%u,\"tcp_opened\":%llu,"
 		   "\"tcp_closed\":%llu,\"tcp_refused\":%llu,\"tcp_reset\":%llu,"
 		   "\"tcp_linger_reclaimed\":%llu,\"udp_opened\":%llu,\"udp_closed\":%llu,"
+		   "\"udp_gso_sends\":%llu,\"udp_gso_datagrams\":%llu,"
 		   "\"icmp_echo_local\":%llu,\"icmp_opened\":%llu,\"drops\":{",
 		(unsigned long long)r->st.frames_in,
 		(unsigned long long)r->st.frames_out, r->flows->count,
@@ -1373,6 +1376,8 @@ void router_stats_json(struct pb *pb, uint32_t nd, void *file)
 		(unsigned long long)r->st.tcp_linger_reclaimed,
 		(unsigned long long)r->st.udp_opened,
 		(unsigned long long)r->st.udp_closed,
+		(unsigned long long)r->st.udp_gso_sends,
+		(unsigned long long)r->st.udp_gso_datagrams,
 		(unsigned long long)r->st.icmp_echo_local,
 		(unsigned long long)r->st.icmp_opened);
 	for (int i = 0; i < RD_MAX; i++)

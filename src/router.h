@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "dhcp.h"
 #include "dhcp6.h"
@@ -34,6 +35,7 @@
 #define FLOWS_DEFAULT 16384
 #define ARENA_SLOTS 512
 #define ACKQ_MAX 1024
+#define UDP_BATCH_MAX 64	/* the kernel's UDP_MAX_SEGMENTS, older kernels */
 
 /* Why the router dropped or refused something; names users see. */
 enum rdrop {
@@ -125,6 +127,9 @@ struct router_stats {
 	uint64_t tcp_opened, tcp_closed, tcp_refused, tcp_reset;
 	uint64_t tcp_linger_reclaimed;	/* lingering flows freed early */
 	uint64_t udp_opened, udp_closed, icmp_echo_local, icmp_opened;
+	uint64_t udp_gso_sends;		/* system calls that sent datagrams of
+					 * one flow together (UDP_SEGMENT) */
+	uint64_t udp_gso_datagrams;	/* datagrams they carried */
 	uint64_t arena_flushes;
 	uint64_t limit[LIMIT_MAX];	/* times each limit refused */
 };
@@ -188,10 +193,22 @@ struct router {
 	uint32_t ackq[ACKQ_MAX];
 	unsigned nack;
 	/* flows owing an ACK for a request-sized segment, which the answer
-	 * may carry; sent at dack_at otherwise */
+	 * may carry; sent at the flow's dack_at otherwise (dack_at here: the
+	 * earliest of them, perhaps one no longer owed) */
 	uint32_t dackq[ACKQ_MAX];
 	unsigned ndack;
 	uint64_t dack_at;
+
+	/* guest datagrams of one connected UDP flow, same size, taken in
+	 * this round and sent together (udp.c) */
+	struct {
+		uint32_t flow, gen;
+		int fd;
+		uint16_t seg;		/* the size of each (the last may be less) */
+		uint16_t n;
+		size_t total;
+		struct iovec iov[UDP_BATCH_MAX];
+	} udpq;
 
 	struct router_stats st;
 	struct ratelimit rl;
@@ -286,6 +303,8 @@ struct ip4_view {
 	const uint8_t *src_mac;
 	bool csum_ok;		/* the sender left the L4 checksum to us
 				 * (offload) or vouched for it */
+	bool reassembled;	/* from fragments: in a buffer the next
+				 * datagram's fragments may reuse */
 	struct cursor l4;	/* payload */
 };
 
@@ -308,6 +327,7 @@ void fwd_client_key(const struct router *r, const struct hostfwd *h,
 		    const struct sockaddr_storage *client, struct flow_key *k);
 
 void udp_input(struct router *r, const struct ip4_view *ip);
+void udp_send_batch(struct router *r);
 /* Write a UDP header at u (the payload follows it) with its checksum over
  * pseudo (the pseudo-header sum) and the ulen bytes of header and data. */
 void udp_fill(uint8_t *u, uint16_t sport, uint16_t dport, size_t ulen,

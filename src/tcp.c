@@ -25,7 +25,15 @@
  * ACK discards the acknowledged bytes from the queue; a retransmission
  * timeout (or three duplicate ACKs) rewinds the offset and sends again from
  * the first unacknowledged byte (go-back-N; losses on a virtual segment are
- * rare).  The guest's window, scaled, limits what is in flight.
+ * rare).  The guest's window, scaled, limits what is in flight.  As the
+ * peeked bytes stay in the queue, the socket's EPOLLIN is edge-triggered:
+ * an edge means new data, and t->readable remembers that some may be left
+ * (window or output slots ran out) until a peek comes up short.
+ *
+ * The window offered to the guest is measured with SO_MEMINFO at most once
+ * a millisecond while the estimate (less what we wrote since) stays above
+ * half the measurement: request/response traffic does not pay a system
+ * call per segment for it.
  *
  * Closing: a guest FIN becomes shutdown(SHUT_WR) once all its data was
  * written; end of file on the host socket becomes our FIN after the data
@@ -84,6 +92,11 @@
 #define PUSH_MAX_SUPER 16	/* and per push (1 MiB) */
 #define NOPEEK_MAX 65536	/* in flight without SO_PEEK_OFF */
 #define DEFAULT_MSS 536		/* RFC 9293 3.7.1 when no option */
+#define WND_TTL_NS (1000 * 1000) /* a send-buffer measurement is good
+				 * this long (the peer drains it meanwhile:
+				 * the estimate errs on the small side) */
+#define SEND_OVERHEAD 1024	/* buffer head and slack per send() */
+
 
 /* RFC 6528: a clock ticking every 4 us plus a keyed hash of the
  * connection's addresses and ports, so that nobody predicts another
@@ -128,34 +141,58 @@ struct tcp_seg {
 
 /* ---- output ----------------------------------------------------------------------- */
 
-/* The window we offer the guest: free room in the host socket's send
- * buffer, never moving the right edge back (RFC 9293 3.8.6). */
-static uint32_t tcp_window(struct flow *f)
+/* Free room in the host socket's send buffer, in payload bytes: measured
+ * (a system call), or estimated from the last measurement less what was
+ * written since, while that is fresh and far from full. */
+static int64_t tcp_sndbuf_room(struct router *r, struct flow *f)
 {
 	struct tcp_conn *t = &f->tcp;
 	uint32_t mi[SK_MEMINFO_VARS];
 	socklen_t len = sizeof(mi);
+	uint64_t now = pb_now(r->pb);
+	int64_t w;
+
+	if (t->wnd_at && now - t->wnd_at < WND_TTL_NS &&
+	    t->wnd_est >= t->wnd_meas / 2 && t->wnd_est >= 4u * t->mss)
+		return t->wnd_est;
+	if (getsockopt(f->fd, SOL_SOCKET, SO_MEMINFO, mi, &len) < 0)
+		return 65535;
+	/* What the kernel charges against the send buffer: TCP's queued
+	 * buffers (wmem_queued), a unix socket's allocated ones
+	 * (wmem_alloc) -- both with their overhead, which payload bytes
+	 * (SIOCOUTQ) do not show.  The free room is offered less a third:
+	 * our own writes carry overhead too. */
+	w = ((int64_t)mi[SK_MEMINFO_SNDBUF] -
+	     MAX(mi[SK_MEMINFO_WMEM_QUEUED], mi[SK_MEMINFO_WMEM_ALLOC])) * 2 / 3;
+	if (!t->is_tcp_sock)
+		w /= 2;	/* a buffer of its own per segment */
+	w = MAX(w, 0);
+	t->wnd_est = t->wnd_meas = (uint32_t)MIN(w, (int64_t)UINT32_MAX);
+	t->wnd_at = now ? now : 1;
+	return w;
+}
+
+/* n bytes went into the socket: less room until the next measurement
+ * (each write also costs a buffer head, hence the surcharge). */
+static void tcp_sndbuf_used(struct tcp_conn *t, size_t n)
+{
+	uint64_t cost = (uint64_t)n + SEND_OVERHEAD;
+
+	t->wnd_est = t->wnd_est > cost ? t->wnd_est - (uint32_t)cost : 0;
+}
+
+/* The window we offer the guest: free room in the host socket's send
+ * buffer, never moving the right edge back (RFC 9293 3.8.6). */
+static uint32_t tcp_window(struct router *r, struct flow *f)
+{
+	struct tcp_conn *t = &f->tcp;
 	uint32_t max = t->wscale_ok ? (65535u << t->rcv_shift) : 65535u;
 	int64_t w = 65535;
 
 	if (t->wnd_valid)
 		return t->rcv_adv - t->rcv_nxt;
-	if (f->fd >= 0 && !t->guest_fin &&
-	    getsockopt(f->fd, SOL_SOCKET, SO_MEMINFO, mi, &len) == 0) {
-		/* What the kernel charges against the send buffer: TCP's
-		 * queued buffers (wmem_queued), a unix socket's allocated
-		 * ones (wmem_alloc) -- both with their overhead, which
-		 * payload bytes (SIOCOUTQ) do not show.  The free room is
-		 * offered less a third: our own writes carry overhead too. */
-		int64_t used = MAX(mi[SK_MEMINFO_WMEM_QUEUED],
-				   mi[SK_MEMINFO_WMEM_ALLOC]);
-
-		w = ((int64_t)mi[SK_MEMINFO_SNDBUF] - used) * 2 / 3;
-		if (!t->is_tcp_sock)
-			w /= 2;	/* a buffer of its own per segment */
-		if (w < 0)
-			w = 0;
-	}
+	if (f->fd >= 0 && !t->guest_fin)
+		w = tcp_sndbuf_room(r, f);
 	if (w > max)
 		w = max;
 	/* a nearly closed window opens when the socket drains: be told */
@@ -182,7 +219,7 @@ static void tcp_out_off(struct router *r, struct flow *f, uint8_t *frame,
 	struct tcp_conn *t = &f->tcp;
 	uint8_t *h = frame + flow_l4off(&f->k);
 	size_t hlen = TCP_HDR + optlen;
-	uint32_t wnd = tcp_window(f);
+	uint32_t wnd = tcp_window(r, f);
 
 	if (flags & TH_SYN) {
 		/* not scaled in a SYN: what we offer is what fits 16 bits */
@@ -349,32 +386,51 @@ static void tcp_delay_ack(struct router *r, struct flow *f)
 
 	if (t->ack_pending)
 		return;
-	if (t->delack || r->ndack == ACKQ_MAX) {
+	if (t->delack || (!t->dack_queued && r->ndack == ACKQ_MAX)) {
 		tcp_queue_ack(r, f);
 		return;
 	}
 	t->delack = true;
-	if (!r->ndack) {
-		r->dack_at = pb_now(r->pb) + DELACK_NS;
+	t->dack_at = pb_now(r->pb) + DELACK_NS;
+	if (!t->dack_queued) {
+		t->dack_queued = true;
+		r->dackq[r->ndack++] = ackq_entry(r, f);
+	}
+	if (!r->dack_at || t->dack_at < r->dack_at) {
+		r->dack_at = t->dack_at;
 		router_kick_timer(r, DELACK_NS);
 	}
-	r->dackq[r->ndack++] = ackq_entry(r, f);
 }
 
+/* Delayed ACKs that are due; returns the next deadline (0: none).  A flow
+ * stays queued while it makes requests (its answers carry the ACKs): the
+ * queue holds each flow once, whatever it did since. */
 uint64_t tcp_delayed_acks(struct router *r, uint64_t now)
 {
-	if (!r->ndack)
-		return 0;
-	if (now < r->dack_at)
-		return r->dack_at;
+	uint64_t next = 0;
+	unsigned kept = 0;
+
+	if (!r->ndack || now < r->dack_at)
+		return r->ndack ? r->dack_at : 0;
 	for (unsigned i = 0; i < r->ndack; i++) {
 		struct flow *f = ackq_flow(r, r->dackq[i]);
+		struct tcp_conn *t = f ? &f->tcp : NULL;
 
-		if (f && f->tcp.delack)
-			tcp_ctl(r, f, TH_ACK, f->tcp.snd_nxt);
+		if (!t || !t->dack_queued)
+			continue;
+		if (t->delack && t->dack_at > now) {
+			r->dackq[kept++] = r->dackq[i];
+			if (!next || t->dack_at < next)
+				next = t->dack_at;
+			continue;
+		}
+		t->dack_queued = false;
+		if (t->delack)
+			tcp_ctl(r, f, TH_ACK, t->snd_nxt);
 	}
-	r->ndack = 0;
-	return 0;
+	r->ndack = kept;
+	r->dack_at = next;
+	return next;
 }
 
 void tcp_send_acks(struct router *r)
@@ -399,7 +455,10 @@ static void tcp_set_deadline(struct router *r, struct flow *f, uint32_t ms)
 }
 
 /* Which socket events we need now; none: leave epoll (a closed socket is
- * always "ready", and we must not spin on it). */
+ * always "ready", and we must not spin on it).  Edge-triggered: data we
+ * peeked at stays in the queue until the guest ACKs it, so a level-
+ * triggered EPOLLIN would report the same bytes again and again; an edge
+ * means new data (t->readable remembers it until a peek comes up short). */
 static void tcp_update_events(struct router *r, struct flow *f)
 {
 	struct tcp_conn *t = &f->tcp;
@@ -409,11 +468,12 @@ static void tcp_update_events(struct router *r, struct flow *f)
 		return;
 	if (t->state == TS_CONNECTING)
 		want = EPOLLOUT;
-	if (t->state == TS_ESTABLISHED && !t->host_eof && !t->fin_sent &&
-	    seq_lt(t->snd_nxt, t->snd_una + t->snd_wnd))
-		want |= EPOLLIN;
+	if (t->state == TS_ESTABLISHED && !t->host_eof && !t->fin_sent)
+		want |= EPOLLIN | EPOLLRDHUP;
 	if (t->want_out)
 		want |= EPOLLOUT;
+	if (want)
+		want |= EPOLLET;
 	if (want == t->events)
 		return;
 	if (!want)
@@ -474,19 +534,39 @@ void tcp_reclaim(struct router *r, struct flow *f)
 	tcp_free(r, f);
 }
 
-/* (TCP_NODELAY comes with the guest's first data: tcp_data) */
+/* (TCP_NODELAY comes with the guest's first data: tcp_data; the peek
+ * offset with the first data in flight: tcp_peek_at) */
 static void tcp_sock_setup(struct flow *f)
 {
-	int zero = 0;
-
 	f->tcp.is_tcp_sock = true;
-	f->tcp.peek_off =
-		setsockopt(f->fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero)) == 0;
+	f->tcp.peek_off = true;
+}
+
+/* Peeks start `skip` bytes past the head of the socket's queue (what is
+ * in flight).  False if the socket has no peek offset: then tcp_push skips
+ * that by hand. */
+static bool tcp_peek_at(struct flow *f, uint32_t skip)
+{
+	struct tcp_conn *t = &f->tcp;
+
+	if (!t->peek_off)
+		return false;
+	if (!skip && !t->peek_set)
+		return true;	/* (an unset offset peeks at the head) */
+	if (setsockopt(f->fd, SOL_SOCKET, SO_PEEK_OFF, &(int){ (int)skip },
+		       sizeof(int)) < 0) {
+		t->peek_off = false;
+		return false;
+	}
+	t->peek_set = true;
+	return true;
 }
 
 /* ---- host -> guest ------------------------------------------------------------------ */
 
-/* Drop n acknowledged bytes from the socket's receive queue. */
+/* Drop n acknowledged bytes from the socket's receive queue (at once:
+ * unread bytes would also hold the buffer of the segment they came in,
+ * and a host sender facing the closed window waits for a probe). */
 static int tcp_discard(struct flow *f, uint32_t n)
 {
 	static_assert(NOPEEK_MAX <= 65536, "scratch size");
@@ -510,13 +590,12 @@ static int tcp_discard(struct flow *f, uint32_t n)
 /* Rewind to the first unacknowledged byte (retransmission). */
 static void tcp_rewind(struct flow *f)
 {
-	int zero = 0;
-
 	f->tcp.snd_nxt = f->tcp.snd_una;
 	if (f->tcp.fin_sent && !f->tcp.fin_acked)
 		f->tcp.fin_sent = false;
-	if (f->tcp.peek_off)
-		setsockopt(f->fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero));
+	if (f->tcp.peek_set)
+		tcp_peek_at(f, 0);
+	f->tcp.readable = true;
 }
 
 static void tcp_push_segments(struct router *r, struct flow *f);
@@ -566,7 +645,7 @@ static void tcp_push_segments(struct router *r, struct flow *f)
 		uint32_t got;
 		ssize_t k;
 
-		if (!t->peek_off) {
+		if (in_flight && !t->peek_set && !tcp_peek_at(f, in_flight)) {
 			if (in_flight >= NOPEEK_MAX)
 				break;
 			avail = MIN(avail, NOPEEK_MAX - in_flight);
@@ -612,6 +691,8 @@ static void tcp_push_segments(struct router *r, struct flow *f)
 		k = recvmsg(f->fd, &mh, MSG_PEEK | MSG_DONTWAIT);
 		if (k < 0) {
 			r->arena_used -= n;
+			if (errno == EAGAIN)
+				t->readable = false;
 			if (errno == EAGAIN || errno == EINTR)
 				break;
 			tcp_abort(r, f, true, "host socket error");
@@ -630,9 +711,8 @@ static void tcp_push_segments(struct router *r, struct flow *f)
 		if (!avail && k > 0 && got > 0) {
 			/* data waits behind a zero window: persist; the peek
 			 * moved the offset past a byte we did not send */
-			if (t->peek_off)
-				setsockopt(f->fd, SOL_SOCKET, SO_PEEK_OFF,
-					   &(int){ (int)in_flight }, sizeof(int));
+			if (t->peek_set)
+				tcp_peek_at(f, in_flight);
 			if (!f->deadline)
 				tcp_set_deadline(r, f, t->rto_ms);
 			break;
@@ -641,6 +721,7 @@ static void tcp_push_segments(struct router *r, struct flow *f)
 		 * nothing new -- end of file only if we saw it before */
 		if (k == 0 || (base && (uint32_t)k == in_flight && t->host_eof)) {
 			t->host_eof = true;
+			t->readable = false;
 			tcp_ctl(r, f, TH_FIN | TH_ACK, t->snd_nxt);
 			t->fin_seq = t->snd_nxt;
 			t->snd_nxt++;
@@ -668,9 +749,20 @@ static void tcp_push_segments(struct router *r, struct flow *f)
 			tcp_set_deadline(r, f, t->rto_ms);
 		/* the queue is drained; if we know end of file follows (a
 		 * resend after a rewind), go round once more for the FIN */
-		if (used < n && !t->host_eof)
-			break;
+		if (used < n && !t->host_eof) {
+			/* drained -- unless end of file is known to follow,
+			 * which only the next peek reports (no new edge) */
+			if (!t->host_rdhup) {
+				t->readable = false;
+				break;
+			}
+		}
 	}
+	/* Stopped with data left and nothing in flight, whose ACK would
+	 * bring us back (out of output slots): try again shortly. */
+	if (t->readable && t->snd_nxt == t->snd_una && t->snd_wnd &&
+	    !f->deadline && t->state == TS_ESTABLISHED && f->fd >= 0)
+		tcp_set_deadline(r, f, 1);
 }
 
 /* ---- guest input ------------------------------------------------------------------- */
@@ -939,6 +1031,7 @@ static void tcp_data(struct router *r, struct flow *f,
 		}
 		if (n < 0)
 			n = 0;
+		tcp_sndbuf_used(t, (size_t)n);
 		t->rcv_nxt += (uint32_t)n;
 		if ((size_t)n < p.rem) {
 			t->want_out = true;
@@ -1028,6 +1121,7 @@ void tcp_input(struct router *r, const struct ip4_view *ip)
 		t->retries = 0;
 		t->rto_ms = RTO_MIN_MS;
 		f->deadline = 0;
+		t->readable = true;	/* the host client may have written */
 		tcp_queue_ack(r, f);
 		tcp_push(r, f);
 		tcp_update_events(r, f);
@@ -1060,6 +1154,7 @@ void tcp_input(struct router *r, const struct ip4_view *ip)
 			return;
 		}
 		t->state = TS_ESTABLISHED;
+		t->readable = true;	/* the host server may have written */
 		flow_set_half_open(r->flows, f, false);
 		t->snd_una = s.ack;
 		t->retries = 0;
@@ -1114,7 +1209,10 @@ void tcp_input(struct router *r, const struct ip4_view *ip)
 		tcp_linger(r, f);
 		return;
 	}
-	tcp_push(r, f);
+	/* more to send only if the socket has news (or we left some behind
+	 * for the window this segment may have opened) */
+	if (t->readable)
+		tcp_push(r, f);
 	if (f->used)
 		tcp_update_events(r, f);
 }
@@ -1174,8 +1272,12 @@ void tcp_flow_event(struct router *r, struct flow *f, uint32_t events)
 		}
 		tcp_queue_ack(r, f);	/* window update */
 	}
-	if (events & (EPOLLIN | EPOLLHUP))
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR)) {
+		t->readable = true;
+		if (events & (EPOLLHUP | EPOLLRDHUP))
+			t->host_rdhup = true;
 		tcp_push(r, f);
+	}
 	if (f->used) {
 		tcp_update_events(r, f);
 		tcp_send_acks(r);
@@ -1211,8 +1313,15 @@ void tcp_timer(struct router *r, struct flow *f, uint64_t now)
 		return;
 	}
 	if (t->snd_nxt == t->snd_una) {
-		if (t->snd_wnd)
+		if (t->snd_wnd) {
+			if (t->readable) {
+				/* left behind for want of output slots */
+				tcp_push(r, f);
+				if (f->used)
+					tcp_update_events(r, f);
+			}
 			return;
+		}
 		/* persist: one byte past the closed window; a guest that
 		 * answers keeps the connection alive (see tcp_input) */
 		t->rto_ms = MIN(t->rto_ms * 2, (uint32_t)RTO_MAX_MS);

@@ -297,6 +297,8 @@ int __wrap_recvmmsg(int, struct mmsghdr *, unsigned, int, struct timespec *);
 ssize_t __wrap_recvfrom(int, void *, size_t, int, struct sockaddr *,
 			socklen_t *);
 ssize_t __wrap_send(int, const void *, size_t, int);
+ssize_t __wrap_sendmsg(int, const struct msghdr *, int);
+ssize_t __real_sendmsg(int, const struct msghdr *, int);
 ssize_t __wrap_sendto(int, const void *, size_t, int, const struct sockaddr *,
 		      socklen_t);
 int __wrap_shutdown(int, int);
@@ -657,6 +659,44 @@ ssize_t __wrap_send(int fd, const void *b, size_t len, int flags)
 	s->tx += n;
 	s->sndq += (uint32_t)n;
 	return (ssize_t)n;
+}
+
+/* A run of one flow's datagrams with UDP_SEGMENT (udp.c): equal-sized
+ * segments, the last no larger; an "old kernel" (no SO_PEEK_OFF) has no
+ * UDP_SEGMENT either, and says EINVAL. */
+ssize_t __wrap_sendmsg(int fd, const struct msghdr *mh, int flags)
+{
+	struct fsock *s = fake(fd);
+	const struct cmsghdr *cm;
+	uint16_t seg = 0;
+	size_t total = 0;
+
+	if (!s) {
+		CHECK(!z.armed);
+		return __real_sendmsg(fd, mh, flags);
+	}
+	CHECK(flags & MSG_DONTWAIT);
+	CHECK(s->type != SOCK_STREAM);
+	for (cm = CMSG_FIRSTHDR((struct msghdr *)mh); cm;
+	     cm = CMSG_NXTHDR((struct msghdr *)mh, (struct cmsghdr *)cm))
+		if (cm->cmsg_level == IPPROTO_UDP && cm->cmsg_type == 103)
+			memcpy(&seg, CMSG_DATA(cm), sizeof(seg));
+	CHECK(seg && mh->msg_iovlen >= 2 && mh->msg_iovlen <= 64);
+	for (size_t i = 0; i < mh->msg_iovlen; i++) {
+		CHECK(mh->msg_iov[i].iov_len <= seg);
+		CHECK(i + 1 == mh->msg_iovlen || mh->msg_iov[i].iov_len == seg);
+		total += mh->msg_iov[i].iov_len;
+	}
+	CHECK(total <= 65507);
+	if (z.no_peek_off)
+		return fail(EINVAL);
+	if (s->so_error) {
+		int e = s->so_error;
+
+		s->so_error = 0;
+		return fail(e);
+	}
+	return (ssize_t)total;
 }
 
 ssize_t __wrap_sendto(int fd, const void *b, size_t len, int flags,

@@ -23,6 +23,7 @@ import os
 import random
 import re
 import selectors
+import signal
 import socket
 import struct
 import subprocess
@@ -728,15 +729,35 @@ def test_guestfwd_cmd_and_socket(tmp_path):
 # 4. UDP and fragmentation
 
 
+def _udp_server(rcvbuf):
+    """A UDP socket on 127.0.0.1 for the guests' datagrams, and its port."""
+    srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    srv.bind(("127.0.0.1", 0))
+    srv.settimeout(pb.scaled(5))
+    return srv, srv.getsockname()[1]
+
+
+def _until_refused(c, send, what):
+    """Call send() (true: it saw the refusal itself) until the connected
+    UDP socket c reports ECONNREFUSED (an ICMP port unreachable came)."""
+    c.settimeout(0.5)
+    deadline = time.monotonic() + pb.scaled(5)
+    while not send():
+        try:
+            c.recv(100)
+            raise AssertionError("closed port answered")
+        except ConnectionRefusedError:
+            return
+        except socket.timeout:
+            assert time.monotonic() < deadline, what
+
+
 def test_udp_echo_fragmented_and_port_unreachable(tmp_path):
     """UDP through 10.0.2.2 to an echo server on 127.0.0.1 with datagrams of
     1, 1472, 8000 and 65507 bytes (IP fragments both ways); a closed UDP
     port gives the guest ECONNREFUSED on its connected socket."""
-    srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-    srv.bind(("127.0.0.1", 0))
-    srv.settimeout(pb.scaled(5))
-    port = srv.getsockname()[1]
+    srv, port = _udp_server(1 << 20)
     try:
         with RouterLab(tmp_path) as lab:
             g = lab.sock(0, socket.SOCK_DGRAM)
@@ -765,19 +786,60 @@ def test_udp_echo_fragmented_and_port_unreachable(tmp_path):
             dead = closed_port(socket.SOCK_DGRAM)
             c = lab.sock(0, socket.SOCK_DGRAM)
             c.connect((GW, dead))
-            c.settimeout(0.5)
-            deadline = time.monotonic() + pb.scaled(5)
-            refused = False
-            while not refused:
-                c.send(b"anyone?")
+            _until_refused(c, lambda: c.send(b"anyone?") < 0,
+                           "no ICMP port unreachable for a closed UDP port")
+            c.close()
+    finally:
+        srv.close()
+
+
+def test_udp_burst_sent_together_intact(tmp_path):
+    """Datagrams of one flow that reach patchbay together (the daemon is
+    stopped while the guest sends, so they queue on the TAP) leave with one
+    system call each run (UDP_SEGMENT: udp_gso_sends counts them), yet the
+    host receives every datagram as sent, in order; a burst to a closed port
+    still turns into ICMP port unreachable for the guest."""
+    srv, port = _udp_server(4 << 20)
+    sizes = [1200] * 40 + [700] + [1472] * 20 + [1] * 5 + [3000, 1200]
+    try:
+        with RouterLab(tmp_path) as lab:
+            g = lab.sock(0, socket.SOCK_DGRAM)
+            g.connect((GW, port))
+            g.send(b"hello")                    # the flow exists first
+            assert srv.recvfrom(100)[0] == b"hello"
+            before = lab.router()
+            os.kill(lab.daemon.proc.pid, signal.SIGSTOP)
+            try:
+                for i, n in enumerate(sizes):
+                    g.send(pattern(n, "burst%d" % i))
+            finally:
+                os.kill(lab.daemon.proc.pid, signal.SIGCONT)
+            for i, n in enumerate(sizes):
+                got = srv.recvfrom(70000)[0]
+                assert got == pattern(n, "burst%d" % i), (i, n, len(got))
+            after = lab.router()
+            assert after["udp_gso_sends"] > before["udp_gso_sends"], after
+            assert after["udp_gso_datagrams"] - before["udp_gso_datagrams"] \
+                >= 40, after
+            g.close()
+
+            # The same to a closed port: ECONNREFUSED comes back.
+            dead = closed_port(socket.SOCK_DGRAM)
+            c = lab.sock(0, socket.SOCK_DGRAM)
+            c.connect((GW, dead))
+
+            def burst():
+                os.kill(lab.daemon.proc.pid, signal.SIGSTOP)
                 try:
-                    c.recv(100)
-                    raise AssertionError("closed port answered")
+                    for _ in range(20):
+                        c.send(b"x" * 1000)
                 except ConnectionRefusedError:
-                    refused = True
-                except socket.timeout:
-                    assert time.monotonic() < deadline, \
-                        "no ICMP port unreachable for a closed UDP port"
+                    return True
+                finally:
+                    os.kill(lab.daemon.proc.pid, signal.SIGCONT)
+                return False
+
+            _until_refused(c, burst, "no ICMP port unreachable after a burst")
             c.close()
     finally:
         srv.close()

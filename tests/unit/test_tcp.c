@@ -660,17 +660,23 @@ static void host_write(int fd, const uint8_t *b, size_t n)
 	assert_int_equal(send(fd, b, n, MSG_NOSIGNAL), (ssize_t)n);
 }
 
-/* The router's host socket of its only TCP flow. */
-static int flow_fd(struct lab *l)
+/* The router's only TCP flow. */
+static const struct flow *tcp_flow(struct lab *l)
 {
 	for (uint32_t i = 0; i < l->r->flows->high; i++) {
 		const struct flow *f = &l->r->flows->f[i];
 
 		if (f->used && f->k.proto == IPPROTO_TCP)
-			return f->fd;
+			return f;
 	}
 	fail_msg("no TCP flow");
-	return -1;
+	return NULL;
+}
+
+/* Its host socket. */
+static int flow_fd(struct lab *l)
+{
+	return tcp_flow(l)->fd;
 }
 
 /* Bytes waiting in the receive queue of the router's host socket: data
