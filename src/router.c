@@ -1426,9 +1426,23 @@ void router_stats_json(struct pb *pb, uint32_t nd, void *file)
 			l->mac[4], l->mac[5], l->name);
 		sep = ",";
 	}
+	const struct dhcp6_stats *d6 = &r->dhcp6.st;
+
+	fprintf(f, "]},\"dhcp6\":{\"solicit\":%llu,\"advertise\":%llu,"
+		   "\"request\":%llu,\"renew\":%llu,\"rebind\":%llu,"
+		   "\"confirm\":%llu,\"release\":%llu,\"decline\":%llu,"
+		   "\"inform\":%llu,\"reply\":%llu,\"malformed\":%llu,"
+		   "\"exhausted\":%llu",
+		(unsigned long long)d6->solicit, (unsigned long long)d6->advertise,
+		(unsigned long long)d6->request, (unsigned long long)d6->renew,
+		(unsigned long long)d6->rebind, (unsigned long long)d6->confirm,
+		(unsigned long long)d6->release, (unsigned long long)d6->decline,
+		(unsigned long long)d6->inform, (unsigned long long)d6->reply,
+		(unsigned long long)d6->malformed,
+		(unsigned long long)d6->exhausted);
 	const struct dns_stats *ns = &r->dnscfg.st;
 
-	fprintf(f, "]},\"dns\":{\"queries\":%llu,\"local\":%llu,\"forwarded\":%llu,"
+	fprintf(f, "},\"dns\":{\"queries\":%llu,\"local\":%llu,\"forwarded\":%llu,"
 		   "\"answers\":%llu,\"malformed\":%llu,\"mismatched\":%llu,"
 		   "\"timeouts\":%llu,\"no_upstream\":%llu,\"upstreams\":%u}",
 		(unsigned long long)ns->queries, (unsigned long long)ns->local,

@@ -621,6 +621,12 @@ def test_dhcpv6_lease_and_information_request(tmp_path):
             assert " 0% packet loss" in out, out
         for c in (plain, rapid, info):
             c.stop()
+        # the server's own count: two Solicits answered (one Advertise,
+        # one rapid-commit Reply), a Request, an Information-Request
+        d6 = lab.router()["dhcp6"]
+        assert d6["solicit"] >= 2 and d6["advertise"] >= 1, d6
+        assert d6["request"] >= 1 and d6["inform"] >= 1, d6
+        assert d6["reply"] >= 3 and d6["malformed"] == 0, d6
 
 
 def test_dhcpv6_search_list_with_shared_suffix(tmp_path):
