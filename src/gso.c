@@ -9,7 +9,10 @@
  * segment cut at gso_size bytes of payload, every piece with its own IP
  * length and ID, TCP sequence number and checksums; flags that belong to
  * the end of the data (FIN, PSH) only on the last piece, CWR only on the
- * first.  A frame that only needs its checksum gets it at csum_start +
+ * first.  UDP super-datagrams (USO: an application that sends with
+ * UDP_SEGMENT behind a TAP that takes them) become the datagrams it wrote,
+ * gso_size bytes each (the last may be shorter), each with its own UDP
+ * length and checksum.  A frame that only needs its checksum gets it at csum_start +
  * csum_offset, over everything from csum_start (RFC 1071 sum, the field
  * holding the pseudo-header sum as virtio defines it).
  *
@@ -29,7 +32,7 @@ int gso_plan(const uint8_t *f, size_t len, const struct frame_meta *m,
 	     struct gso_plan *pl)
 {
 	uint8_t t = m->gso_type & (uint8_t)~FM_GSO_ECN;
-	size_t l3 = ETH_HLEN_MIN, doff;
+	size_t l3 = ETH_HLEN_MIN, doff = 8;
 
 	memset(pl, 0, sizeof(*pl));
 	if (t == FM_GSO_NONE) {
@@ -45,7 +48,19 @@ int gso_plan(const uint8_t *f, size_t len, const struct frame_meta *m,
 	}
 	if (len < l3 + 40 || !m->gso_size)
 		return -EINVAL;
-	if (t == FM_GSO_TCPV4) {
+	if (t == FM_GSO_UDP_L4) {
+		/* either family, told by the frame itself */
+		pl->udp = true;
+		pl->v6 = f[12] == 0x86 && f[13] == 0xdd;
+		if (pl->v6 ? f[l3] >> 4 != 6 || f[l3 + 6] != 17
+			   : f[12] != 0x08 || f[13] != 0x00 ||
+				     f[l3] >> 4 != 4 || (f[l3] & 0xf) < 5 ||
+				     f[l3 + 9] != 17)
+			return -EINVAL;
+		pl->l4off = l3 + (pl->v6 ? 40 : (size_t)(f[l3] & 0xf) * 4);
+		if (pl->l4off + 8 > len)
+			return -EINVAL;
+	} else if (t == FM_GSO_TCPV4) {
 		if (f[12] != 0x08 || f[13] != 0x00 || f[l3] >> 4 != 4 ||
 		    (f[l3] & 0xf) < 5 || f[l3 + 9] != 6)
 			return -EINVAL;
@@ -59,11 +74,13 @@ int gso_plan(const uint8_t *f, size_t len, const struct frame_meta *m,
 	} else {
 		return -EINVAL;
 	}
-	if (pl->l4off + 20 > len)
-		return -EINVAL;
-	doff = (size_t)(f[pl->l4off + 12] >> 4) * 4;
-	if (doff < 20 || pl->l4off + doff > len)
-		return -EINVAL;
+	if (!pl->udp) {
+		if (pl->l4off + 20 > len)
+			return -EINVAL;
+		doff = (size_t)(f[pl->l4off + 12] >> 4) * 4;
+		if (doff < 20 || pl->l4off + doff > len)
+			return -EINVAL;
+	}
 	pl->hdr = pl->l4off + doff;
 	pl->payload = len - pl->hdr;
 	pl->mss = m->gso_size;
@@ -75,16 +92,18 @@ int gso_plan(const uint8_t *f, size_t len, const struct frame_meta *m,
 	return 0;
 }
 
-/* The pseudo-header sum of the frame's addresses for a TCP length. */
-static uint32_t gso_pseudo(const uint8_t *ip, bool v6, size_t tcplen)
+/* The pseudo-header sum of the frame's addresses for a TCP or UDP
+ * length. */
+static uint32_t gso_pseudo(const uint8_t *ip, bool v6, uint8_t proto,
+			   size_t l4len)
 {
 	uint32_t a, b;
 
 	if (v6)
-		return csum_pseudo6(ip + 8, ip + 24, 6, (uint32_t)tcplen);
+		return csum_pseudo6(ip + 8, ip + 24, proto, (uint32_t)l4len);
 	memcpy(&a, ip + 12, 4);
 	memcpy(&b, ip + 16, 4);
-	return csum_pseudo4(a, b, 6, (uint16_t)tcplen);
+	return csum_pseudo4(a, b, proto, (uint16_t)l4len);
 }
 
 size_t gso_segment(const uint8_t *f, size_t len, const struct frame_meta *m,
@@ -129,13 +148,24 @@ size_t gso_segment(const uint8_t *f, size_t len, const struct frame_meta *m,
 		ck = csum_fold(csum_add(0, ip, pl->l4off - ETH_HLEN_MIN));
 		memcpy(ip + 10, &ck, 2);
 	}
+	if (pl->udp) {
+		th[4] = (uint8_t)(tcplen >> 8);	/* the UDP length */
+		th[5] = (uint8_t)tcplen;
+		th[6] = th[7] = 0;
+		ck = csum_fold(csum_add(gso_pseudo(ip, pl->v6, 17, tcplen), th,
+					tcplen));
+		if (!ck)
+			ck = 0xffff;	/* 0 means "no checksum" (RFC 768) */
+		memcpy(th + 6, &ck, 2);
+		return pl->hdr + n;
+	}
 	put_be32(th + 4, get_be32(th + 4) + (uint32_t)off);
 	if (i + 1 < pl->nseg)
 		th[13] &= (uint8_t)~(TCP_FIN | TCP_PSH);
 	if (i > 0)
 		th[13] &= (uint8_t)~TCP_CWR;
 	th[16] = th[17] = 0;
-	ck = csum_fold(csum_add(gso_pseudo(ip, pl->v6, tcplen), th, tcplen));
+	ck = csum_fold(csum_add(gso_pseudo(ip, pl->v6, 6, tcplen), th, tcplen));
 	memcpy(th + 16, &ck, 2);
 	return pl->hdr + n;
 }

@@ -16,11 +16,11 @@
 
 /* What gso_plan() found out about a frame. */
 struct gso_plan {
-	size_t hdr;		/* Ethernet + IP + TCP headers (GSO) */
-	size_t l4off;		/* TCP header offset (GSO) */
+	size_t hdr;		/* Ethernet + IP + TCP/UDP headers (GSO) */
+	size_t l4off;		/* TCP/UDP header offset (GSO) */
 	size_t payload;		/* bytes after hdr (GSO) */
 	uint16_t mss;		/* payload per segment (GSO) */
-	bool v6, gso;
+	bool v6, gso, udp;
 	unsigned nseg;		/* frames gso_segment() makes (1: checksum) */
 };
 
@@ -47,7 +47,9 @@ static inline bool gso_port_takes(uint8_t offloads, const struct frame_meta *m)
 	if ((m->gso_type & FM_GSO_ECN) && !(offloads & PORT_OFF_ECN))
 		return false;
 	return (t == FM_GSO_TCPV4 && (offloads & PORT_OFF_TSO4)) ||
-	       (t == FM_GSO_TCPV6 && (offloads & PORT_OFF_TSO6));
+	       (t == FM_GSO_TCPV6 && (offloads & PORT_OFF_TSO6)) ||
+	       (t == FM_GSO_UDP_L4 && (offloads & PORT_OFF_USO) &&
+		!(m->gso_type & FM_GSO_ECN));
 }
 
 #endif

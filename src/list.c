@@ -53,7 +53,7 @@ static void list_port_members(FILE *f, const struct pb *pb,
 	fputs(",\"peer\":", f);
 	jsonw_str(f, p->peer);
 	fprintf(f, ",\"link\":\"%s\",\"rx_frames\":%llu,\"rx_bytes\":%llu,"
-		   "\"tx_frames\":%llu,\"tx_bytes\":%llu,\"offloads\":\"%s%s%s\","
+		   "\"tx_frames\":%llu,\"tx_bytes\":%llu,\"offloads\":\"%s%s%s%s\","
 		   "\"tx_offloaded\":%llu,\"tx_soft\":%llu,\"drops\":{",
 		p->link_down ? "down" : "up", (unsigned long long)p->rx_frames,
 		(unsigned long long)p->rx_bytes,
@@ -62,6 +62,7 @@ static void list_port_members(FILE *f, const struct pb *pb,
 		p->offloads & PORT_OFF_CSUM ? "csum" : "",
 		p->offloads & PORT_OFF_TSO4 ? ",tso4" : "",
 		p->offloads & PORT_OFF_TSO6 ? ",tso6" : "",
+		p->offloads & PORT_OFF_USO ? ",uso" : "",
 		(unsigned long long)p->tx_offloaded,
 		(unsigned long long)p->tx_soft);
 	for (int d = 0; d < DROP_REASON_MAX; d++)

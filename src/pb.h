@@ -99,6 +99,7 @@ struct port_ops {
 #define FM_GSO_NONE 0
 #define FM_GSO_TCPV4 1
 #define FM_GSO_TCPV6 4
+#define FM_GSO_UDP_L4 5		/* UDP datagrams of gso_size bytes (USO) */
 #define FM_GSO_ECN 0x80
 
 struct frame_meta {
@@ -112,6 +113,7 @@ struct frame_meta {
 #define PORT_OFF_TSO4 2		/* takes FM_GSO_TCPV4 */
 #define PORT_OFF_TSO6 4		/* takes FM_GSO_TCPV6 */
 #define PORT_OFF_ECN 8		/* takes FM_GSO_ECN */
+#define PORT_OFF_USO 16		/* takes FM_GSO_UDP_L4 */
 
 struct txq_entry {
 	const uint8_t *p;

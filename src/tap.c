@@ -17,7 +17,11 @@
  * TSO6, TSO_ECN), so the interface on the far side sends up to 64 KiB per
  * frame at any MTU, and one read() moves what would be 45 frames.  The
  * header becomes the frame's struct frame_meta; what another port cannot
- * take is finished for it by port_enqueue().  Writing, the kernel takes
+ * take is finished for it by port_enqueue().  Where the kernel has it
+ * (Linux 6.2), UDP segmentation offload too (TUN_F_USO4/6): an application
+ * behind the TAP that sends with UDP_SEGMENT hands over up to 64 KiB of
+ * datagrams in one frame (and one read()), which the router gets cut back
+ * into datagrams and sends on with UDP_SEGMENT again.  Writing, the kernel takes
  * such frames from us whatever we asked for, so the port's offloads are on
  * whenever vnet_hdr is.
  *
@@ -53,12 +57,17 @@
 #define TAP_OFFLOADS (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN)
 #define TAP_PORT_OFFLOADS \
 	(PORT_OFF_CSUM | PORT_OFF_TSO4 | PORT_OFF_TSO6 | PORT_OFF_ECN)
+/* (linux/if_tun.h and virtio_net.h of Linux 6.2; older headers lack them) */
+#define TAP_F_USO4 0x20
+#define TAP_F_USO6 0x40
+#define TAP_GSO_UDP_L4 5
 
 struct tap_port {
 	char ifname[IFNAMSIZ];
 	char downscript[256];
 	bool vnet_hdr;
 	bool offload;		/* the kernel may send us offloaded frames */
+	bool uso;		/* ... UDP super-datagrams too */
 };
 
 /* The virtio-net header of a frame read from the TAP as frame_meta; false
@@ -76,6 +85,8 @@ static bool tap_meta(const struct tap_port *tp,
 	m->csum_offset = le16toh(h->csum_offset);
 	if (!tp->offload)
 		return t == VIRTIO_NET_HDR_GSO_NONE && !(m->flags & FM_NEEDS_CSUM);
+	if (t == TAP_GSO_UDP_L4)
+		return tp->uso && !(h->gso_type & VIRTIO_NET_HDR_GSO_ECN);
 	return t == VIRTIO_NET_HDR_GSO_NONE || t == VIRTIO_NET_HDR_GSO_TCPV4 ||
 	       t == VIRTIO_NET_HDR_GSO_TCPV6;
 }
@@ -381,6 +392,10 @@ static int tap_create(struct pb *pb, struct netdev *nd, const struct opts *o)
 		str_copy(tp->downscript, sizeof(tp->downscript), downscript);
 	tp->vnet_hdr = vnet_hdr;
 	tp->offload = vnet_hdr && offload;
+	/* (an older kernel refuses the unknown bits and keeps the rest) */
+	tp->uso = tp->offload &&
+		  ioctl(fd, TUNSETOFFLOAD, TAP_OFFLOADS | TAP_F_USO4 |
+						   TAP_F_USO6) == 0;
 	nd->ops = &tap_nd_ops;
 	p = port_new(pb, (int)netdev_index(pb, nd), nd->seg, &tap_port_ops, fd,
 		     tp);
@@ -390,7 +405,7 @@ static int tap_create(struct pb *pb, struct netdev *nd, const struct opts *o)
 		return pb__err(pb, -ENOSPC, "netdev %s: too many ports", nd->id);
 	}
 	if (vnet_hdr)
-		p->offloads = TAP_PORT_OFFLOADS;
+		p->offloads = TAP_PORT_OFFLOADS | (tp->uso ? PORT_OFF_USO : 0);
 	snprintf(p->peer, sizeof(p->peer), "%s%s%s", ifname,
 		 netns ? " in netns " : "", netns ? netns : "");
 	return 0;

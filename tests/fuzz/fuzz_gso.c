@@ -10,8 +10,8 @@
  * accepted plan every piece gso_segment() writes must fit the room the
  * caller reserves for it (port_enqueue_soft: hdr + gso_size for a
  * super-segment, the frame's length otherwise), the pieces of a super-
- * segment must carry the whole payload once, in order, each with a TCP
- * checksum that verifies, and an IPv4 piece's header checksum and total
+ * segment must carry the whole payload once, in order, each with a TCP (or,
+ * USO, UDP) checksum that verifies and, for UDP, its own length, and an IPv4 piece's header checksum and total
  * length must be right.  ASan watches every copy.
  */
 #include <stddef.h>
@@ -62,6 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (pl.gso) {
 			size_t tcplen = n - pl.l4off;
 			const uint8_t *ip = out + ETH_HLEN_MIN;
+			uint8_t proto = pl.udp ? 17 : 6;
 			uint32_t ph;
 
 			if (memcmp(out + pl.hdr, frame + pl.hdr + total,
@@ -69,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			total += n - pl.hdr;
 			if (pl.v6) {
-				ph = csum_pseudo6(ip + 8, ip + 24, 6,
+				ph = csum_pseudo6(ip + 8, ip + 24, proto,
 						  (uint32_t)tcplen);
 			} else {
 				if (get16(ip + 2) != n - ETH_HLEN_MIN ||
@@ -79,9 +80,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 				memcpy(&a, ip + 12, 4);
 				memcpy(&b, ip + 16, 4);
-				ph = csum_pseudo4(a, b, 6, (uint16_t)tcplen);
+				ph = csum_pseudo4(a, b, proto, (uint16_t)tcplen);
 			}
 			if (csum_fold(csum_add(ph, out + pl.l4off, tcplen)))
+				abort();
+			if (pl.udp && get16(out + pl.l4off + 4) != tcplen)
 				abort();
 		}
 		free(out);

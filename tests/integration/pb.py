@@ -28,6 +28,7 @@ are tracked and ended by PID only (see reap_all()).
 """
 
 import contextlib
+import hashlib
 import itertools
 import json
 import os
@@ -199,7 +200,6 @@ def cleanup_short_dirs():
 
 
 def sha256_file(path):
-    import hashlib
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -910,6 +910,34 @@ def ns_call(ns, fn, *args, **kw):
     if "e" in box:
         raise box["e"]
     return box.get("v")
+
+
+def pattern(n, tag):
+    """n bytes of a recognisable per-tag pattern."""
+    seed = hashlib.sha256(tag.encode()).digest()
+    return (seed * (n // len(seed) + 1))[:n]
+
+
+UDP_SEGMENT = 103   # linux/udp.h: send several datagrams in one call
+
+
+def kernel_has_tap_uso():
+    """TAP devices take UDP super-datagrams from Linux 6.2 on."""
+    rel = os.uname().release.split(".")
+    return (int(rel[0]), int(rel[1].split("-")[0])) >= (6, 2)
+
+
+def uso_burst(tx, rx, tag, bursts=10, per=20, size=1000):
+    """Send bursts of `per` datagrams of `size` bytes in one call each
+    (UDP_SEGMENT) on connected socket tx; rx must receive every one as
+    written, in order."""
+    tx.setsockopt(socket.IPPROTO_UDP, UDP_SEGMENT, size)
+    for b in range(bursts):
+        want = [pattern(size, "%s%d.%d" % (tag, b, i)) for i in range(per)]
+        assert tx.send(b"".join(want)) == size * per
+        for i, w in enumerate(want):
+            got = rx.recv(65536)
+            assert got == w, (b, i, len(got))
 
 
 def ns_socket(ns, family=socket.AF_INET, type=socket.SOCK_STREAM, proto=0):

@@ -9,6 +9,7 @@ loopback / unix sockets in the test's tmp directory.
 
 import os
 import signal
+import socket
 import subprocess
 
 import pytest
@@ -108,13 +109,50 @@ def test_offloads_between_tap_with_and_without_vnet_hdr(tmp_path):
 
         s = lab.daemon.stats()
         p0, p1 = lab.port(0, s), lab.port(1, s)
-        assert p0["offloads"] == "csum,tso4,tso6", p0
+        assert p0["offloads"] == ("csum,tso4,tso6,uso"
+                                  if pb.kernel_has_tap_uso()
+                                  else "csum,tso4,tso6"), p0
         assert p1["offloads"] == "", p1
         # A -> B: far fewer frames than 1500-byte packets (super-segments),
         # each cut for B in software, none refused.
         assert p0["rx_frames"] < 20 * MiB // 1514, p0
         assert p1["tx_soft"] >= 20 * MiB // 1514, p1
         assert p1["tx_frames"] >= 20 * MiB // 1514, p1
+        assert p1["drops"]["bad_offload"] == 0, p1
+        assert p0["drops"]["bad_vnet_hdr"] == 0, p0
+
+
+def test_udp_segmentation_offload_cut_for_plain_port(tmp_path):
+    """An application that sends with UDP_SEGMENT behind an offloading TAP
+    hands the kernel's UDP super-datagrams to patchbay (USO: one frame for
+    twenty datagrams); a TAP without vnet_hdr gets them cut in software,
+    and the receiver gets every datagram as written, checksums valid (the
+    kernel drops a datagram whose checksum is wrong)."""
+    if not pb.kernel_has_tap_uso():
+        pytest.skip("kernel %s: TAP devices take UDP super-datagrams from "
+                    "Linux 6.2 on" % os.uname().release)
+    with pb.TapLab(tmp_path, 2, tap_extra=["", ",vnet_hdr=off"]) as lab:
+        lab.ping(0, 1, count=1)
+        rx = pb.ns_socket(lab.ns[1], socket.AF_INET, socket.SOCK_DGRAM)
+        tx = pb.ns_socket(lab.ns[0], socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            rx.bind((lab.ip[1], 0))
+            rx.settimeout(pb.scaled(5))
+            tx.connect((lab.ip[1], rx.getsockname()[1]))
+            s0 = lab.daemon.stats()
+            pb.uso_burst(tx, rx, "l2-")
+            s = lab.daemon.stats()
+        finally:
+            rx.close()
+            tx.close()
+        p0, p1 = lab.port(0, s), lab.port(1, s)
+        b0, b1 = lab.port(0, s0), lab.port(1, s0)
+        assert p0["offloads"] == "csum,tso4,tso6,uso", p0
+        # 200 datagrams in 10 frames (and little else) from A ...
+        assert p0["rx_frames"] - b0["rx_frames"] < 50, (b0, p0)
+        # ... cut into 200 frames for B
+        assert p1["tx_soft"] - b1["tx_soft"] >= 200, (b1, p1)
         assert p1["drops"]["bad_offload"] == 0, p1
         assert p0["drops"]["bad_vnet_hdr"] == 0, p0
 

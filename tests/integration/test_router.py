@@ -377,10 +377,7 @@ def accept(ls, timeout=10.0):
     return c, addr
 
 
-def pattern(n, tag):
-    """n bytes of a recognisable per-tag pattern."""
-    seed = hashlib.sha256(tag.encode()).digest()
-    return (seed * (n // len(seed) + 1))[:n]
+pattern = pb.pattern
 
 
 def assert_reset(s, timeout=5.0, what="connection"):
@@ -841,6 +838,29 @@ def test_udp_burst_sent_together_intact(tmp_path):
 
             _until_refused(c, burst, "no ICMP port unreachable after a burst")
             c.close()
+    finally:
+        srv.close()
+
+
+def test_udp_segmentation_offload_to_host(tmp_path):
+    """A guest application that sends with UDP_SEGMENT: its super-datagrams
+    come through the TAP whole (USO), are cut for the router, and go on to
+    the host socket together again (UDP_SEGMENT); the host receives every
+    datagram as written, in order."""
+    if not pb.kernel_has_tap_uso():
+        pytest.skip("kernel %s: TAP devices take UDP super-datagrams from "
+                    "Linux 6.2 on" % os.uname().release)
+    srv, port = _udp_server(4 << 20)
+    try:
+        with RouterLab(tmp_path) as lab:
+            g = lab.sock(0, socket.SOCK_DGRAM)
+            g.connect((GW, port))
+            before = lab.router()
+            pb.uso_burst(g, srv, "r-")
+            after = lab.router()
+            g.close()
+            assert after["udp_gso_datagrams"] - before["udp_gso_datagrams"] \
+                >= 100, after
     finally:
         srv.close()
 

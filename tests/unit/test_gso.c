@@ -24,14 +24,12 @@
 static uint8_t frame[ETH_HLEN_MIN + 40 + 20 + PAYLOAD];
 static uint8_t out[2048];
 
-/* A TCP super-segment as a TAP with offloads hands it over: lengths of the
- * whole, checksum field holding the pseudo-header sum. */
-static size_t build(bool v6, uint8_t flags, struct frame_meta *m)
+/* A fresh frame with Ethernet and IP headers (10.0.2.15 -> 10.0.2.2 or
+ * fe..1 -> fe..2) for l4len bytes of protocol proto; returns the
+ * pseudo-header sum. */
+static uint32_t put_ip(bool v6, uint8_t proto, size_t l4len, uint16_t id)
 {
-	size_t l3 = v6 ? 40 : 20, l4 = ETH_HLEN_MIN + l3;
-	uint8_t *ip = frame + ETH_HLEN_MIN, *th = frame + l4;
-	size_t tcplen = 20 + PAYLOAD;
-	uint32_t ph;
+	uint8_t *ip = frame + ETH_HLEN_MIN;
 	uint16_t ck;
 
 	memset(frame, 0, sizeof(frame));
@@ -39,29 +37,41 @@ static size_t build(bool v6, uint8_t flags, struct frame_meta *m)
 	frame[13] = v6 ? 0xdd : 0x00;
 	if (v6) {
 		ip[0] = 0x60;
-		ip[4] = (uint8_t)(tcplen >> 8);
-		ip[5] = (uint8_t)tcplen;
-		ip[6] = 6;
+		ip[4] = (uint8_t)(l4len >> 8);
+		ip[5] = (uint8_t)l4len;
+		ip[6] = proto;
 		ip[7] = 64;
 		ip[8] = 0xfe;
 		ip[23] = 1;
 		ip[24] = 0xfe;
 		ip[39] = 2;
-		ph = csum_pseudo6(ip + 8, ip + 24, 6, (uint32_t)tcplen);
-	} else {
-		ip[0] = 0x45;
-		ip[2] = (uint8_t)((20 + tcplen) >> 8);
-		ip[3] = (uint8_t)(20 + tcplen);
-		ip[4] = 0x12;
-		ip[5] = 0xff;	/* IDs wrap too */
-		ip[6] = 0x40;
-		ip[8] = 64;
-		ip[9] = 6;
-		memcpy(ip + 12, "\x0a\x00\x02\x0f\x0a\x00\x02\x02", 8);
-		ck = csum_fold(csum_add(0, ip, 20));
-		memcpy(ip + 10, &ck, 2);
-		ph = csum_pseudo4(0x0f02000a, 0x0202000a, 6, (uint16_t)tcplen);
+		return csum_pseudo6(ip + 8, ip + 24, proto, (uint32_t)l4len);
 	}
+	ip[0] = 0x45;
+	ip[2] = (uint8_t)((20 + l4len) >> 8);
+	ip[3] = (uint8_t)(20 + l4len);
+	ip[4] = (uint8_t)(id >> 8);
+	ip[5] = (uint8_t)id;
+	ip[6] = 0x40;
+	ip[8] = 64;
+	ip[9] = proto;
+	memcpy(ip + 12, "\x0a\x00\x02\x0f\x0a\x00\x02\x02", 8);
+	ck = csum_fold(csum_add(0, ip, 20));
+	memcpy(ip + 10, &ck, 2);
+	return csum_pseudo4(0x0f02000a, 0x0202000a, proto, (uint16_t)l4len);
+}
+
+/* A TCP super-segment as a TAP with offloads hands it over: lengths of the
+ * whole, checksum field holding the pseudo-header sum. */
+static size_t build(bool v6, uint8_t flags, struct frame_meta *m)
+{
+	size_t l3 = v6 ? 40 : 20, l4 = ETH_HLEN_MIN + l3;
+	uint8_t *th = frame + l4;
+	size_t tcplen = 20 + PAYLOAD;
+	uint32_t ph;
+	uint16_t ck;
+
+	ph = put_ip(v6, 6, tcplen, 0x12ff);	/* IDs wrap too */
 	th[0] = 0x12;
 	th[1] = 0x34;
 	th[3] = 80;
@@ -168,6 +178,81 @@ static void test_checksum_only_udp(void **state)
 					    out + 34, 108)), 0);
 }
 
+/* A UDP super-datagram (USO) as a TAP hands it over: the datagrams an
+ * application wrote with UDP_SEGMENT, 1000 bytes each but the last, under
+ * one set of headers; it comes out as those datagrams, each with its own
+ * IP length (and ID), UDP length and checksum. */
+static void check_udp_segments(bool v6)
+{
+	size_t l3 = v6 ? 40 : 20, l4 = ETH_HLEN_MIN + l3, got = 0;
+	size_t ulen = 8 + 3500, len = l4 + ulen;
+	uint8_t *ip = frame + ETH_HLEN_MIN, *u = frame + l4;
+	struct frame_meta m = { .flags = FM_NEEDS_CSUM,
+				.gso_type = FM_GSO_UDP_L4, .gso_size = 1000,
+				.csum_start = (uint16_t)l4, .csum_offset = 6 };
+	struct gso_plan pl;
+	uint16_t ck;
+
+	uint32_t ph0 = put_ip(v6, 17, ulen, 7);
+
+	u[0] = 0x9c;
+	u[3] = 53;
+	u[4] = (uint8_t)(ulen >> 8);
+	u[5] = (uint8_t)ulen;
+	for (size_t i = 0; i < ulen - 8; i++)
+		u[8 + i] = (uint8_t)(i * 13 + i / 253);
+	ck = (uint16_t)~csum_fold(ph0);
+	memcpy(u + 6, &ck, 2);
+
+	assert_int_equal(gso_plan(frame, len, &m, &pl), 0);
+	assert_int_equal(pl.nseg, 4);
+	assert_int_equal(pl.hdr, l4 + 8);
+	for (unsigned i = 0; i < pl.nseg; i++) {
+		size_t n = gso_segment(frame, len, &m, &pl, i, out);
+		size_t plen = n - l4 - 8;
+		uint8_t *oip = out + ETH_HLEN_MIN, *ou = out + l4;
+		uint32_t ph;
+
+		assert_int_equal(plen, MIN((size_t)1000, 3500 - got));
+		assert_int_equal(ou[4] << 8 | ou[5], 8 + plen);
+		assert_int_equal(ou[0] << 8 | ou[1], 0x9c00);
+		if (v6) {
+			assert_int_equal(oip[4] << 8 | oip[5], 8 + plen);
+			ph = csum_pseudo6(oip + 8, oip + 24, 17,
+					  (uint32_t)(8 + plen));
+		} else {
+			assert_int_equal(oip[2] << 8 | oip[3], 28 + plen);
+			assert_int_equal(oip[4] << 8 | oip[5], 7 + i);
+			assert_int_equal(csum_fold(csum_add(0, oip, 20)), 0);
+			ph = csum_pseudo4(0x0f02000a, 0x0202000a, 17,
+					  (uint16_t)(8 + plen));
+		}
+		assert_int_equal(csum_fold(csum_add(ph, ou, 8 + plen)), 0);
+		assert_memory_equal(ou + 8, frame + l4 + 8 + got, plen);
+		got += plen;
+	}
+	assert_int_equal(got, 3500);
+	/* the family in the frame must be UDP's */
+	ip[v6 ? 6 : 9] = 6;
+	assert_int_equal(gso_plan(frame, len, &m, &pl), -EINVAL);
+	/* and a port takes it only if it says USO */
+	assert_false(gso_port_takes(PORT_OFF_CSUM | PORT_OFF_TSO4 |
+				    PORT_OFF_TSO6, &m));
+	assert_true(gso_port_takes(PORT_OFF_CSUM | PORT_OFF_USO, &m));
+}
+
+static void test_segment_udp_v4(void **state)
+{
+	(void)state;
+	check_udp_segments(false);
+}
+
+static void test_segment_udp_v6(void **state)
+{
+	(void)state;
+	check_udp_segments(true);
+}
+
 /* Requests that lie about the frame are refused, never followed. */
 static void test_malformed(void **state)
 {
@@ -259,6 +344,8 @@ int main(void)
 		cmocka_unit_test(test_segment_v4),
 		cmocka_unit_test(test_segment_v6),
 		cmocka_unit_test(test_checksum_only_udp),
+		cmocka_unit_test(test_segment_udp_v4),
+		cmocka_unit_test(test_segment_udp_v6),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_port_without_offloads),
 	};
