@@ -147,7 +147,7 @@ fuzz-check: $(FUZZ_BINS)
 	@fail=0; for f in $(FUZZ_BINS); do \
 		name=$${f##*/fuzz_}; work=$$(mktemp -d); \
 		echo "== fuzz $$name ($(FUZZ_SECONDS) s)"; \
-		if $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+		if $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
 			-artifact_prefix=$(FUZZ_BUILD)/crash-$$name- \
 			$$work tests/fuzz/corpus/$$name > $(FUZZ_BUILD)/$$name.log 2>&1; \
 		then tail -n 12 $(FUZZ_BUILD)/$$name.log | grep -E 'stat::number_of_executed_units|cov:' | tail -n 2; \

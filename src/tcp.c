@@ -620,6 +620,9 @@ static void tcp_push_segments(struct router *r, struct flow *f)
 	unsigned pushed = 0, batch = PUSH_SEGS, max_pushed = PUSH_MAX_SEGS;
 	uint8_t off = flow_peer_offloads(r, &f->k);
 	uint32_t seg_max = t->mss;
+	/* nothing in flight: a deadline now is at most the retry below, and
+	 * what we send must get a retransmission timeout of its own */
+	bool idle = t->snd_nxt == t->snd_una;
 
 	/* A guest port that takes TCP super-segments gets up to 64 KiB
 	 * per frame (the IP length field's limit), whole MSS each; fewer
@@ -642,7 +645,7 @@ static void tcp_push_segments(struct router *r, struct flow *f)
 		uint8_t *fr[PUSH_SEGS];
 		struct msghdr mh = { .msg_iov = iov };
 		unsigned n = 0, used, base = 0;
-		uint32_t got;
+		uint32_t got, fresh;
 		ssize_t k;
 
 		if (in_flight && !t->peek_set && !tcp_peek_at(f, in_flight)) {
@@ -701,6 +704,7 @@ static void tcp_push_segments(struct router *r, struct flow *f)
 		got = (uint32_t)k - (base ? in_flight : 0);
 		if (base && (uint32_t)k < in_flight)
 			got = 0;
+		fresh = got;
 		/* give back the frames the data did not reach */
 		used = 0;
 		for (uint32_t g = got; used < n && g;) {
@@ -728,7 +732,7 @@ static void tcp_push_segments(struct router *r, struct flow *f)
 			t->fin_sent = true;
 			if (seq_lt(t->snd_max, t->snd_nxt))
 				t->snd_max = t->snd_nxt;
-			if (!f->deadline)
+			if (!f->deadline || idle)
 				tcp_set_deadline(r, f, t->rto_ms);
 			break;
 		}
@@ -745,15 +749,18 @@ static void tcp_push_segments(struct router *r, struct flow *f)
 		if (seq_lt(t->snd_max, t->snd_nxt))
 			t->snd_max = t->snd_nxt;
 		pushed += used;
-		if (!f->deadline)
+		if (!f->deadline || idle)
 			tcp_set_deadline(r, f, t->rto_ms);
 		/* the queue is drained; if we know end of file follows (a
 		 * resend after a rewind), go round once more for the FIN */
 		if (used < n && !t->host_eof) {
-			/* drained -- unless end of file is known to follow,
-			 * which only the next peek reports (no new edge) */
-			if (!t->host_rdhup) {
-				t->readable = false;
+			/* Drained -- unless end of file is known to follow,
+			 * which only the next peek reports (no new edge).
+			 * Without a peek offset it shows only once nothing
+			 * is in flight: a peek that brought nothing new
+			 * leaves it to the guest's next ACK. */
+			if (!t->host_rdhup || !fresh) {
+				t->readable = t->host_rdhup;
 				break;
 			}
 		}
