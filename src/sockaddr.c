@@ -154,3 +154,18 @@ int saddr_fd(const char *s, char *err, size_t errlen)
 	}
 	return (int)fd;
 }
+
+void msg_put_cmsg(struct msghdr *mh, void *buf, size_t buflen, int level,
+		  int type, const void *data, size_t len)
+{
+	struct cmsghdr *cm;
+
+	memset(buf, 0, buflen);
+	mh->msg_control = buf;
+	mh->msg_controllen = buflen;
+	cm = CMSG_FIRSTHDR(mh);
+	cm->cmsg_level = level;
+	cm->cmsg_type = type;
+	cm->cmsg_len = CMSG_LEN(len);
+	memcpy(CMSG_DATA(cm), data, len);
+}

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* sockaddr.h: parse and print the socket addresses options name. */
+/* sockaddr.h: parse and print the socket addresses options name; attach a
+ * control message to a message header. */
 #ifndef PB_SOCKADDR_H
 #define PB_SOCKADDR_H
 
@@ -27,5 +28,10 @@ void saddr_str(const struct sockaddr *sa, socklen_t len, char *out,
 	       size_t size);
 /* Parse a decimal fd number (QEMU fd= / addr.str=) that must be open. */
 int saddr_fd(const char *s, char *err, size_t errlen);
+
+/* Attach one control message (level, type, len bytes of data) to mh, in
+ * buf (buflen >= CMSG_SPACE(len), aligned for struct cmsghdr). */
+void msg_put_cmsg(struct msghdr *mh, void *buf, size_t buflen, int level,
+		  int type, const void *data, size_t len);
 
 #endif

@@ -230,20 +230,29 @@ static const struct netdev_ops tap_nd_ops = {
 	.type = "tap",
 };
 
-/* Header size and offloads of a vnet_hdr TAP fd; 0 or -errno. */
-static int tap_vnet_setup(int fd, bool offload)
+/* Header size and offloads of a vnet_hdr TAP fd; 0 or -errno.  *uso:
+ * whether UDP super-datagrams are on too (an older kernel refuses the
+ * unknown bits, and gets the rest alone). */
+static int tap_vnet_setup(int fd, bool offload, bool *uso)
 {
 	int hl = VNET_HDR_LEN;
 
-	if (ioctl(fd, TUNSETVNETHDRSZ, &hl) < 0 ||
-	    ioctl(fd, TUNSETOFFLOAD, offload ? TAP_OFFLOADS : 0) < 0)
+	*uso = false;
+	if (ioctl(fd, TUNSETVNETHDRSZ, &hl) < 0)
+		return -errno;
+	if (offload && ioctl(fd, TUNSETOFFLOAD, TAP_OFFLOADS | TAP_F_USO4 |
+							TAP_F_USO6) == 0) {
+		*uso = true;
+		return 0;
+	}
+	if (ioctl(fd, TUNSETOFFLOAD, offload ? TAP_OFFLOADS : 0) < 0)
 		return -errno;
 	return 0;
 }
 
 /* Open /dev/net/tun and attach it to ifname (created if needed). */
 static int tap_open(struct pb *pb, struct netdev *nd, char *ifname,
-		    bool vnet_hdr, bool offload)
+		    bool vnet_hdr, bool offload, bool *uso)
 {
 	struct ifreq ifr = { 0 };
 	int fd, rc;
@@ -263,7 +272,7 @@ static int tap_open(struct pb *pb, struct netdev *nd, char *ifname,
 			       err == -EPERM ? " (needs CAP_NET_ADMIN)" : "");
 	}
 	str_copy(ifname, IFNAMSIZ, ifr.ifr_name);
-	if (vnet_hdr && (rc = tap_vnet_setup(fd, offload)) < 0) {
+	if (vnet_hdr && (rc = tap_vnet_setup(fd, offload, uso)) < 0) {
 		close(fd);
 		return pb__err(pb, rc, "netdev %s: vnet_hdr: %s", nd->id,
 			       strerror(-rc));
@@ -273,7 +282,7 @@ static int tap_open(struct pb *pb, struct netdev *nd, char *ifname,
 
 /* tap_open() inside the network namespace at path, then back. */
 static int tap_open_in(struct pb *pb, struct netdev *nd, const char *netns,
-		       char *ifname, bool vnet_hdr, bool offload)
+		       char *ifname, bool vnet_hdr, bool offload, bool *uso)
 {
 	char path[256];
 	int self, target, fd;
@@ -296,7 +305,7 @@ static int tap_open_in(struct pb *pb, struct netdev *nd, const char *netns,
 		fd = pb__err(pb, -errno, "netdev %s: cannot enter netns %s: %s",
 			     nd->id, path, strerror(errno));
 	} else {
-		fd = tap_open(pb, nd, ifname, vnet_hdr, offload);
+		fd = tap_open(pb, nd, ifname, vnet_hdr, offload, uso);
 		if (setns(self, CLONE_NEWNET) < 0) {
 			/* We cannot stay in the wrong namespace. */
 			log_err(&pb->log, "cannot return to our network namespace: %s",
@@ -324,7 +333,7 @@ static int tap_create(struct pb *pb, struct netdev *nd, const struct opts *o)
 	char ifname[IFNAMSIZ] = "";
 	struct tap_port *tp;
 	struct port *p;
-	bool vnet_hdr, offload;
+	bool vnet_hdr, offload, uso = false;
 	int fd, rc;
 
 	rc = opts_get_bool(o, "vnet_hdr", true, &vnet_hdr, pb->errmsg,
@@ -365,7 +374,7 @@ static int tap_create(struct pb *pb, struct netdev *nd, const struct opts *o)
 				       ifr.ifr_flags & IFF_VNET_HDR ? "on" : "off",
 				       vnet_hdr ? "on" : "off");
 		str_copy(ifname, sizeof(ifname), ifr.ifr_name);
-		if (vnet_hdr && (rc = tap_vnet_setup(fd, offload)) < 0)
+		if (vnet_hdr && (rc = tap_vnet_setup(fd, offload, &uso)) < 0)
 			return pb__err(pb, rc, "%s: fd %d: vnet_hdr: %s", o->what,
 				       fd, strerror(-rc));
 		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -373,8 +382,8 @@ static int tap_create(struct pb *pb, struct netdev *nd, const struct opts *o)
 	} else {
 		str_copy(ifname, sizeof(ifname), ifname_o ? ifname_o : "pb%d");
 		fd = netns ? tap_open_in(pb, nd, netns, ifname, vnet_hdr,
-					 offload)
-			   : tap_open(pb, nd, ifname, vnet_hdr, offload);
+					 offload, &uso)
+			   : tap_open(pb, nd, ifname, vnet_hdr, offload, &uso);
 		if (fd < 0)
 			return fd;
 	}
@@ -392,10 +401,7 @@ static int tap_create(struct pb *pb, struct netdev *nd, const struct opts *o)
 		str_copy(tp->downscript, sizeof(tp->downscript), downscript);
 	tp->vnet_hdr = vnet_hdr;
 	tp->offload = vnet_hdr && offload;
-	/* (an older kernel refuses the unknown bits and keeps the rest) */
-	tp->uso = tp->offload &&
-		  ioctl(fd, TUNSETOFFLOAD, TAP_OFFLOADS | TAP_F_USO4 |
-						   TAP_F_USO6) == 0;
+	tp->uso = uso;
 	nd->ops = &tap_nd_ops;
 	p = port_new(pb, (int)netdev_index(pb, nd), nd->seg, &tap_port_ops, fd,
 		     tp);

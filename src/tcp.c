@@ -97,7 +97,6 @@
 				 * the estimate errs on the small side) */
 #define SEND_OVERHEAD 1024	/* buffer head and slack per send() */
 
-
 /* RFC 6528: a clock ticking every 4 us plus a keyed hash of the
  * connection's addresses and ports, so that nobody predicts another
  * connection's numbers, at the price of no system call. */
@@ -593,8 +592,7 @@ static void tcp_rewind(struct flow *f)
 	f->tcp.snd_nxt = f->tcp.snd_una;
 	if (f->tcp.fin_sent && !f->tcp.fin_acked)
 		f->tcp.fin_sent = false;
-	if (f->tcp.peek_set)
-		tcp_peek_at(f, 0);
+	tcp_peek_at(f, 0);	/* (nothing to do if it was never set) */
 	f->tcp.readable = true;
 }
 
@@ -715,8 +713,7 @@ static void tcp_push_segments(struct router *r, struct flow *f)
 		if (!avail && k > 0 && got > 0) {
 			/* data waits behind a zero window: persist; the peek
 			 * moved the offset past a byte we did not send */
-			if (t->peek_set)
-				tcp_peek_at(f, in_flight);
+			tcp_peek_at(f, in_flight);
 			if (!f->deadline)
 				tcp_set_deadline(r, f, t->rto_ms);
 			break;

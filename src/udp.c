@@ -33,6 +33,7 @@
 #include "csum.h"
 #include "flow.h"
 #include "router.h"
+#include "sockaddr.h"
 #include "tftp.h"
 
 #define UDP_BATCH 32
@@ -120,16 +121,8 @@ void udp_send_batch(struct router *r)
 	    f->fd != r->udpq.fd)
 		return;
 	if (n > 1 && !f->udp_nogso) {
-		struct cmsghdr *cm;
-
-		memset(&u, 0, sizeof(u));
-		mh.msg_control = u.buf;
-		mh.msg_controllen = sizeof(u.buf);
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = IPPROTO_UDP;
-		cm->cmsg_type = UDP_SEGMENT;
-		cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-		memcpy(CMSG_DATA(cm), &r->udpq.seg, sizeof(uint16_t));
+		msg_put_cmsg(&mh, u.buf, sizeof(u.buf), IPPROTO_UDP, UDP_SEGMENT,
+			     &r->udpq.seg, sizeof(uint16_t));
 		if (sendmsg(f->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) {
 			r->st.udp_gso_sends++;
 			r->st.udp_gso_datagrams += n;
@@ -152,6 +145,13 @@ out:
 	r->st.drops[RD_UDP_SEND] += failed;
 	if (errno == ECONNREFUSED)
 		udp_unreach(r, f);
+}
+
+/* Send r->udpq now if it holds datagrams of flow f. */
+static void udp_send_batch_of(struct router *r, const struct flow *f)
+{
+	if (r->udpq.n && r->udpq.fd == f->fd)
+		udp_send_batch(r);
 }
 
 /* Take a datagram for flow f into r->udpq (the pointer: it must stay
@@ -291,15 +291,13 @@ void udp_input(struct router *r, const struct ip4_view *ip)
 	if (!f->shared_fd && !ip->v6 && ip->ttl > 1 && f->ttl != ip->ttl - 1) {
 		int ttl = ip->ttl - 1;
 
-		if (r->udpq.n && r->udpq.fd == f->fd)
-			udp_send_batch(r);	/* those go with the old TTL */
+		udp_send_batch_of(r, f);	/* those go with the old TTL */
 		if (setsockopt(f->fd, IPPROTO_IP, IP_TTL, &ttl, sizeof(ttl)) == 0)
 			f->ttl = (uint8_t)ttl;
 	}
 	if (!f->shared_fd && !ip->reassembled && udp_batch_add(r, f, c.p, c.rem))
 		return;
-	if (r->udpq.n && r->udpq.fd == f->fd)
-		udp_send_batch(r);	/* what came before goes first */
+	udp_send_batch_of(r, f);	/* what came before goes first */
 	if (f->shared_fd)
 		n = sendto(f->fd, c.p, c.rem, MSG_DONTWAIT | MSG_NOSIGNAL,
 			   (struct sockaddr *)&f->peer,

@@ -16,6 +16,7 @@
 #include "ctl.h"
 #include "json.h"
 #include "sbuf.h"
+#include "sockaddr.h"
 
 #define REPLY_MAX (64u << 20)
 #define REPLY_TIMEOUT_MS 30000
@@ -79,18 +80,9 @@ static int send_line(int s, const char *buf, size_t len, int fd, char *err,
 		ssize_t n;
 		int rc;
 
-		if (off == 0 && fd >= 0) {
-			struct cmsghdr *cm;
-
-			memset(&cbuf, 0, sizeof(cbuf));
-			mh.msg_control = cbuf.buf;
-			mh.msg_controllen = sizeof(cbuf.buf);
-			cm = CMSG_FIRSTHDR(&mh);
-			cm->cmsg_level = SOL_SOCKET;
-			cm->cmsg_type = SCM_RIGHTS;
-			cm->cmsg_len = CMSG_LEN(sizeof(int));
-			memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-		}
+		if (off == 0 && fd >= 0)
+			msg_put_cmsg(&mh, cbuf.buf, sizeof(cbuf.buf), SOL_SOCKET,
+				     SCM_RIGHTS, &fd, sizeof(int));
 		n = sendmsg(s, &mh, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;

@@ -50,6 +50,7 @@
 #include "patchbay.h"
 #include "run.h"
 #include "sandbox.h"
+#include "sockaddr.h"
 
 #define NET_KEYS_MAX 4000
 
@@ -171,16 +172,9 @@ static void send_fd(int sock, int fd, const char *what)
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
 	if (fd >= 0) {
-		struct cmsghdr *cm;
-
 		snprintf(msg, sizeof(msg), "ok");
-		mh.msg_control = cbuf;
-		mh.msg_controllen = sizeof(cbuf);
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+		msg_put_cmsg(&mh, cbuf, sizeof(cbuf), SOL_SOCKET, SCM_RIGHTS,
+			     &fd, sizeof(int));
 	} else {
 		snprintf(msg, sizeof(msg), "cannot %s: %s", what, strerror(-fd));
 	}

@@ -927,6 +927,12 @@ def kernel_has_tap_uso():
     return (int(rel[0]), int(rel[1].split("-")[0])) >= (6, 2)
 
 
+def require_tap_uso():
+    if not kernel_has_tap_uso():
+        pytest.skip("kernel %s: TAP devices take UDP super-datagrams from "
+                    "Linux 6.2 on" % os.uname().release)
+
+
 def uso_burst(tx, rx, tag, bursts=10, per=20, size=1000):
     """Send bursts of `per` datagrams of `size` bytes in one call each
     (UDP_SEGMENT) on connected socket tx; rx must receive every one as

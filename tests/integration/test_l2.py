@@ -128,9 +128,7 @@ def test_udp_segmentation_offload_cut_for_plain_port(tmp_path):
     twenty datagrams); a TAP without vnet_hdr gets them cut in software,
     and the receiver gets every datagram as written, checksums valid (the
     kernel drops a datagram whose checksum is wrong)."""
-    if not pb.kernel_has_tap_uso():
-        pytest.skip("kernel %s: TAP devices take UDP super-datagrams from "
-                    "Linux 6.2 on" % os.uname().release)
+    pb.require_tap_uso()
     with pb.TapLab(tmp_path, 2, tap_extra=["", ",vnet_hdr=off"]) as lab:
         lab.ping(0, 1, count=1)
         rx = pb.ns_socket(lab.ns[1], socket.AF_INET, socket.SOCK_DGRAM)

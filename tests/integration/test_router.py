@@ -847,9 +847,7 @@ def test_udp_segmentation_offload_to_host(tmp_path):
     come through the TAP whole (USO), are cut for the router, and go on to
     the host socket together again (UDP_SEGMENT); the host receives every
     datagram as written, in order."""
-    if not pb.kernel_has_tap_uso():
-        pytest.skip("kernel %s: TAP devices take UDP super-datagrams from "
-                    "Linux 6.2 on" % os.uname().release)
+    pb.require_tap_uso()
     srv, port = _udp_server(4 << 20)
     try:
         with RouterLab(tmp_path) as lab:
