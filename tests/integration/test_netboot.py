@@ -83,8 +83,10 @@ def test_qemu_boots_ipxe_script_over_tftp(tmp_path):
                 d.assert_alive()
                 text = console.read_text(errors="replace") \
                     if console.exists() else ""
-                m = re.search(MARKER + r" ip=(\S+) server=(\S+) file=(\S+)",
-                              text)
+                # Only a whole line: the console file may be read while
+                # QEMU is still writing the marker.
+                m = re.search(MARKER + r" ip=(\S+) server=(\S+) file=(\S+)"
+                              r"[ \t]*\r?\n", text)
                 return m
             try:
                 m = pb.wait_until(marker, 180, "the iPXE marker on the "
