@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: MIT
-/* frag.c: bounded IPv4 reassembly of the fragments guests send the router. */
+/* frag.c: bounded IPv4 and IPv6 reassembly of the fragments guests send the
+ * router. */
 
 /*
  * Theory of operation
  *
  * Datagrams.  A datagram in progress is keyed by (src, dst, protocol, id)
- * (RFC 791 section 3.2) and lives in one of max_datagrams slots allocated in
+ * for IPv4 (RFC 791 section 3.2) and by (src, dst, id) for IPv6 (RFC 8200
+ * section 4.5: the next header may differ between fragments, only the first
+ * fragment's counts), the family included, and lives in one of max_datagrams slots allocated in
  * reasm_new().  Free slots form a stack; slots in use hang off a hash table
  * (chained through slot indices, as many buckets as the next power of two)
  * and off an age list in creation order.  A guest chooses every key field,
@@ -83,7 +86,20 @@
  * offset 0, options included (RFC 791: later fragments carry only the
  * copied options), with total length set, MF, offset and the reserved bit
  * cleared (DF kept), and the header checksum recomputed.  It is built in one
- * 65535-byte buffer owned by r, valid until the next call.
+ * buffer owned by r, valid until the next call.
+ *
+ * IPv6 (RFC 8200 section 4.5).  The unfragmentable part -- the fixed header
+ * and the extension headers before the fragment header, at most
+ * REASM_HDR_MAX bytes -- is taken from the fragment at offset 0, as its
+ * next header value; the fragment header itself is removed: the datagram
+ * comes out with the payload length set and the next header field that
+ * pointed at the fragment header set to the first fragment's.  The same
+ * rules as above apply, with RFC 8200's numbers: a payload that is not a
+ * multiple of 8 bytes with M set, or one reaching beyond a 65535-byte
+ * payload length, is dropped.  Atomic fragments (offset 0, M clear: RFC
+ * 6946) are the caller's to process as whole packets.  The per-source share
+ * is charged to a key the caller chooses (the router: the guest's MAC, as
+ * any guest may speak from as many IPv6 addresses as its prefix holds).
  *
  * Costs: per fragment, O(chain) lookup plus O(REASM_MAX_PIECES) range
  * checks plus copying its payload once; no allocation after reasm_new().
@@ -106,22 +122,38 @@
 #define IP4_DF 0x4000
 #define IP4_MF 0x2000
 #define IP4_OFFMASK 0x1fff
+#define IP6_HLEN 40
+#define IP6_PAYLOAD_MAX 65535
+#define IP6_LEN_MAX (IP6_HLEN + IP6_PAYLOAD_MAX)
+#define REASM_HDR_MAX 256 /* IPv6 unfragmentable part; IPv4 needs 60 */
+#define OUT_MAX IP6_LEN_MAX
 
 /* Blocks covering the largest payload, 65515 bytes. */
 #define REASM_NBLOCK ((IP4_PAYLOAD_MAX + REASM_BLOCK - 1) / REASM_BLOCK)
 #define REASM_MAX_PIECES 128
 #define NIL UINT32_MAX
 
-static_assert(IP4_PAYLOAD_MAX <= UINT16_MAX, "piece bounds fit 16 bits");
+static_assert(IP6_PAYLOAD_MAX <= UINT16_MAX, "piece bounds fit 16 bits");
+static_assert(IP6_PAYLOAD_MAX <= REASM_NBLOCK * REASM_BLOCK,
+	      "blocks cover an IPv6 payload");
 static_assert(REASM_MAX_PIECES <= UINT16_MAX, "piece count fits 16 bits");
 
-/* What frag_parse() found in one fragment. */
+/* The identity of a datagram: src and dst hold an IPv4 address in the
+ * IPv4-mapped form (::ffff:a.b.c.d), so the families never meet. */
+struct dkey {
+	uint8_t src[16], dst[16];
+	uint32_t id;
+	uint8_t proto; /* IPv4 only; 0 for IPv6 */
+	bool v6;
+};
+
+/* What frag_parse() / frag_parse6() found in one fragment. */
 struct frag {
-	uint32_t src, dst;
-	uint16_t id;
-	uint16_t flags; /* flags and offset word as received */
-	uint8_t proto;
-	uint8_t hlen;
+	struct dkey k;
+	uint16_t flags; /* IPv4: flags and offset word as received */
+	uint16_t hlen;	/* header (IPv6: unfragmentable part) length */
+	uint16_t nh_at; /* IPv6: where the next header naming 44 is */
+	uint8_t nh;	/* IPv6: the fragment header's next header */
 	bool mf;
 	uint32_t off, end;     /* payload bytes [off, end) */
 	const uint8_t *hdr;    /* hlen bytes */
@@ -133,11 +165,11 @@ struct piece {
 };
 
 struct dgram {
-	uint32_t src, dst;
-	uint16_t id;
-	uint8_t proto;
-	bool last_in; /* MF-clear fragment seen: total is known */
-	uint8_t hlen; /* header length of offset 0; 0: not yet */
+	struct dkey k;
+	bool last_in;	/* MF-clear fragment seen: total is known */
+	uint16_t hlen;	/* header length of offset 0; 0: not yet */
+	uint16_t nh_at; /* IPv6, from offset 0: see struct frag */
+	uint8_t nh;
 	uint16_t npieces;
 	uint32_t total;	       /* payload length, if last_in */
 	uint32_t have;	       /* payload bytes held (sum of pieces) */
@@ -146,7 +178,7 @@ struct dgram {
 	uint32_t hnext;	       /* hash chain; free stack when unused */
 	uint32_t quota;	       /* handle of src in reasm.sources */
 	uint32_t older, newer; /* age list */
-	uint8_t hdr[IP4_HLEN_MAX];
+	uint8_t hdr[REASM_HDR_MAX];
 	struct piece piece[REASM_MAX_PIECES];
 	uint32_t block[REASM_NBLOCK];
 };
@@ -165,7 +197,7 @@ struct reasm {
 
 	struct quota sources; /* slots per source address */
 	uint64_t timeout_ns;
-	uint8_t *out; /* IP4_LEN_MAX bytes */
+	uint8_t *out; /* OUT_MAX bytes */
 	struct reasm_stats st;
 };
 
@@ -194,7 +226,7 @@ struct reasm *reasm_new(unsigned max_datagrams, unsigned max_per_source,
 	/* calloc: untouched blocks cost no memory until a fragment lands. */
 	r->arena = calloc(nblk, REASM_BLOCK);
 	r->free_blk = malloc(nblk * sizeof(*r->free_blk));
-	r->out = malloc(IP4_LEN_MAX);
+	r->out = malloc(OUT_MAX);
 	if (!r->dg || !r->bucket || !r->arena || !r->free_blk || !r->out ||
 	    quota_init(&r->sources, max_datagrams, max_per_source)) {
 		reasm_free(r);
@@ -256,16 +288,22 @@ static int frag_parse(const uint8_t *pkt, size_t len, struct frag *f)
 {
 	struct cursor c = cur_init(pkt, len);
 	struct cursor h;
+	const uint8_t *a;
 	uint8_t vihl;
-	uint16_t tot;
+	uint16_t tot, id;
 	size_t plen;
 
+	memset(&f->k, 0, sizeof(f->k));
 	if (!cur_u8(&c, &vihl) || !cur_pull(&c, 1) || !cur_be16(&c, &tot) ||
-	    !cur_be16(&c, &f->id) || !cur_be16(&c, &f->flags) ||
-	    !cur_pull(&c, 1) || !cur_u8(&c, &f->proto) || !cur_pull(&c, 2) ||
-	    !cur_be32(&c, &f->src) || !cur_be32(&c, &f->dst))
+	    !cur_be16(&c, &id) || !cur_be16(&c, &f->flags) ||
+	    !cur_pull(&c, 1) || !cur_u8(&c, &f->k.proto) || !cur_pull(&c, 2) ||
+	    !(a = cur_pull(&c, 8)))
 		return -EINVAL;
-	f->hlen = (uint8_t) ((vihl & 0x0f) * 4);
+	f->k.id = id;
+	f->k.src[10] = f->k.src[11] = f->k.dst[10] = f->k.dst[11] = 0xff;
+	memcpy(&f->k.src[12], a, 4);
+	memcpy(&f->k.dst[12], a + 4, 4);
+	f->hlen = (uint16_t) ((vihl & 0x0f) * 4);
 	if (vihl >> 4 != 4 || f->hlen < IP4_HLEN_MIN || tot != len)
 		return -EINVAL;
 	if (!cur_pull(&c, f->hlen - IP4_HLEN_MIN)) /* options */
@@ -288,25 +326,94 @@ static int frag_parse(const uint8_t *pkt, size_t len, struct frag *f)
 	return 0;
 }
 
-static uint32_t key_hash(const struct reasm *r, uint32_t src, uint32_t dst,
-			 uint16_t id, uint8_t proto)
+/*
+ * The same for an IPv6 packet (len: fixed header plus payload length) whose
+ * fragment header starts at fo, behind the unfragmentable part.
+ */
+static int frag_parse6(const uint8_t *pkt, size_t len, size_t fo,
+		       struct frag *f)
 {
-	uint32_t h = src * 0x9e3779b1u;
+	struct cursor c = cur_init(pkt, len);
+	const uint8_t *h = cur_pull(&c, IP6_HLEN);
+	const uint8_t *fh;
+	uint16_t w;
+	size_t pos, nh_at = 6, plen;
 
-	h = (h ^ dst) * 0x85ebca77u;
-	h = (h ^ ((uint32_t) id << 8 | proto)) * 0xc2b2ae3du;
+	memset(&f->k, 0, sizeof(f->k));
+	if (!h || h[0] >> 4 != 6 || len - IP6_HLEN != (size_t) (h[4] << 8 | h[5]))
+		return -EINVAL;
+	if (fo < IP6_HLEN || fo > REASM_HDR_MAX || len < fo + 8)
+		return -EINVAL;
+	/* the extension headers between must lead exactly to fo */
+	for (pos = IP6_HLEN; pos < fo; pos += ((size_t) pkt[pos + 1] + 1) * 8) {
+		if (pos + 8 > fo)
+			return -EINVAL;
+		nh_at = pos;
+	}
+	if (pos != fo || pkt[nh_at] != 44)
+		return -EINVAL;
+	fh = pkt + fo;
+	f->nh = fh[0];
+	w = (uint16_t) (fh[2] << 8 | fh[3]);
+	f->k.id = (uint32_t) fh[4] << 24 | (uint32_t) fh[5] << 16 |
+		  (uint32_t) fh[6] << 8 | fh[7];
+	memcpy(f->k.src, h + 8, 16);
+	memcpy(f->k.dst, h + 24, 16);
+	f->k.v6 = true;
+	f->hlen = (uint16_t) fo;
+	f->nh_at = (uint16_t) nh_at;
+	f->hdr = pkt;
+	cur_pull(&c, fo + 8 - IP6_HLEN);
+	f->payload = c;
+	plen = c.rem;
+	f->flags = 0;
+	f->mf = w & 1;
+	f->off = (uint32_t) (w >> 3) * 8;
+	if (!f->mf && f->off == 0)
+		return -EINVAL; /* atomic: not ours (RFC 6946) */
+	if (plen == 0 || (f->mf && plen % 8))
+		return -EINVAL;
+	f->end = f->off + (uint32_t) plen;
+	/* the payload length the datagram would get (RFC 8200 4.5) */
+	if (fo - IP6_HLEN + f->end > IP6_PAYLOAD_MAX)
+		return -EMSGSIZE;
+	return 0;
+}
+
+static uint32_t word_at(const uint8_t *p)
+{
+	uint32_t w;
+
+	memcpy(&w, p, 4);
+	return w;
+}
+
+static uint32_t key_hash(const struct reasm *r, const struct dkey *k)
+{
+	uint32_t h = k->id * 0x9e3779b1u;
+
+	for (unsigned i = 0; i < 16; i += 4) {
+		h = (h ^ word_at(&k->src[i])) * 0x85ebca77u;
+		h = (h ^ word_at(&k->dst[i])) * 0xc2b2ae3du;
+	}
+	h = (h ^ ((uint32_t) k->proto << 1 | k->v6)) * 0x9e3779b1u;
 	return (h ^ (h >> 16)) & r->mask;
+}
+
+static bool key_eq(const struct dkey *a, const struct dkey *b)
+{
+	return a->id == b->id && a->proto == b->proto && a->v6 == b->v6 &&
+	       !memcmp(a->src, b->src, 16) && !memcmp(a->dst, b->dst, 16);
 }
 
 static struct dgram *dgram_find(const struct reasm *r, const struct frag *f)
 {
-	uint32_t i = r->bucket[key_hash(r, f->src, f->dst, f->id, f->proto)];
+	uint32_t i = r->bucket[key_hash(r, &f->k)];
 
 	while (i != NIL) {
 		struct dgram *d = &r->dg[i];
 
-		if (d->src == f->src && d->dst == f->dst && d->id == f->id &&
-		    d->proto == f->proto)
+		if (key_eq(&d->k, &f->k))
 			return d;
 		i = d->hnext;
 	}
@@ -316,7 +423,8 @@ static struct dgram *dgram_find(const struct reasm *r, const struct frag *f)
 /* A fresh slot for f's datagram; NULL with *err -ENOSPC if every slot is
  * in use, -EDQUOT if f's source holds its share of them. */
 static struct dgram *dgram_new(struct reasm *r, const struct frag *f,
-			       uint64_t now, int *err)
+			       const void *who, size_t wholen, uint64_t now,
+			       int *err)
 {
 	uint32_t i = r->free_dg, b, q;
 	struct dgram *d;
@@ -325,24 +433,21 @@ static struct dgram *dgram_new(struct reasm *r, const struct frag *f,
 	if (i == NIL)
 		return NULL;
 	*err = -EDQUOT;
-	q = quota_take(&r->sources, &f->src, sizeof(f->src));
+	q = quota_take(&r->sources, who, wholen);
 	if (q == QUOTA_NONE)
 		return NULL;
 	d = &r->dg[i];
 	r->free_dg = d->hnext;
 	d->quota = q;
 
-	d->src = f->src;
-	d->dst = f->dst;
-	d->id = f->id;
-	d->proto = f->proto;
+	d->k = f->k;
 	d->last_in = false;
 	d->hlen = 0;
 	d->npieces = 0;
 	d->total = d->have = d->maxend = 0;
 	d->born = now;
 
-	b = key_hash(r, f->src, f->dst, f->id, f->proto);
+	b = key_hash(r, &f->k);
 	d->hnext = r->bucket[b];
 	r->bucket[b] = i;
 
@@ -361,7 +466,7 @@ static struct dgram *dgram_new(struct reasm *r, const struct frag *f,
 static void dgram_free(struct reasm *r, struct dgram *d)
 {
 	uint32_t i = (uint32_t) (d - r->dg);
-	uint32_t *pp = &r->bucket[key_hash(r, d->src, d->dst, d->id, d->proto)];
+	uint32_t *pp = &r->bucket[key_hash(r, &d->k)];
 
 	/* No piece reaches past maxend, so no block either. */
 	for (uint32_t k = 0; k * REASM_BLOCK < d->maxend; k++) {
@@ -465,8 +570,8 @@ static int dgram_check(struct reasm *r, struct dgram *d, const struct frag *f,
 	unsigned hlen = d->hlen ? d->hlen : f->off == 0 ? f->hlen : 0;
 	unsigned i;
 
-	if (hlen &&
-	    hlen + (f->end > d->maxend ? f->end : d->maxend) > IP4_LEN_MAX)
+	if (hlen && hlen + (f->end > d->maxend ? f->end : d->maxend) >
+			    (d->k.v6 ? IP6_LEN_MAX : IP4_LEN_MAX))
 		return -EMSGSIZE;
 
 	for (i = 0; i < d->npieces && d->piece[i].end <= f->off; i++)
@@ -511,6 +616,8 @@ static void dgram_add(struct dgram *d, const struct frag *f, unsigned at)
 	if (f->off == 0) {
 		memcpy(d->hdr, f->hdr, f->hlen);
 		d->hlen = f->hlen;
+		d->nh = f->nh;
+		d->nh_at = f->nh_at;
 	}
 }
 
@@ -519,17 +626,27 @@ static size_t dgram_emit(struct reasm *r, const struct dgram *d)
 {
 	uint8_t *o = r->out;
 	size_t len = d->hlen + d->total;
-	uint16_t flags = (uint16_t) (d->hdr[6] << 8 | d->hdr[7]) & IP4_DF;
-	uint16_t sum;
 
 	memcpy(o, d->hdr, d->hlen);
-	o[2] = (uint8_t) (len >> 8);
-	o[3] = (uint8_t) len;
-	o[6] = (uint8_t) (flags >> 8);
-	o[7] = (uint8_t) flags;
-	o[10] = o[11] = 0;
-	sum = csum_fold(csum_add(0, o, d->hlen));
-	memcpy(&o[10], &sum, 2);
+	if (d->k.v6) {
+		size_t plen = len - IP6_HLEN;
+
+		o[4] = (uint8_t) (plen >> 8);
+		o[5] = (uint8_t) plen;
+		o[d->nh_at] = d->nh;
+	} else {
+		uint16_t flags =
+			(uint16_t) (d->hdr[6] << 8 | d->hdr[7]) & IP4_DF;
+		uint16_t sum;
+
+		o[2] = (uint8_t) (len >> 8);
+		o[3] = (uint8_t) len;
+		o[6] = (uint8_t) (flags >> 8);
+		o[7] = (uint8_t) flags;
+		o[10] = o[11] = 0;
+		sum = csum_fold(csum_add(0, o, d->hlen));
+		memcpy(&o[10], &sum, 2);
+	}
 
 	for (uint32_t pos = 0; pos < d->total; pos += REASM_BLOCK) {
 		uint32_t k = pos / REASM_BLOCK;
@@ -550,34 +667,29 @@ static int drop(uint64_t *counter, int err)
 	return err;
 }
 
-int reasm_input(struct reasm *r, const uint8_t *pkt, size_t len, uint64_t now,
-		const uint8_t **out, size_t *outlen)
+/* The common part of reasm_input() and reasm_input6(): f as parsed (err
+ * its parse result), charged to who if it starts a datagram. */
+static int reasm_frag(struct reasm *r, struct frag *f, int err,
+		      const void *who, size_t wholen, uint64_t now,
+		      const uint8_t **out, size_t *outlen)
 {
-	struct frag f;
 	struct dgram *d;
 	unsigned at;
-	int err;
 
-	*out = NULL;
-	*outlen = 0;
-	r->st.fragments++;
-	reasm_expire(r, now);
-
-	err = frag_parse(pkt, len, &f);
 	if (err == -EMSGSIZE)
 		return drop(&r->st.too_big, err);
 	if (err)
 		return drop(&r->st.malformed, err);
 
-	d = dgram_find(r, &f);
+	d = dgram_find(r, f);
 	if (!d) {
-		d = dgram_new(r, &f, now, &err);
+		d = dgram_new(r, f, who, wholen, now, &err);
 		if (!d)
 			return drop(err == -EDQUOT ? &r->st.source_full
 						   : &r->st.full, err);
 	}
 
-	err = dgram_check(r, d, &f, &at);
+	err = dgram_check(r, d, f, &at);
 	switch (err) {
 	case 0:
 		break;
@@ -594,13 +706,13 @@ int reasm_input(struct reasm *r, const uint8_t *pkt, size_t len, uint64_t now,
 		return drop(&r->st.malformed, err);
 	}
 
-	if (blocks_needed(d, &f) > r->nfree) {
+	if (blocks_needed(d, f) > r->nfree) {
 		if (d->npieces == 0)
 			dgram_free(r, d);
 		return drop(&r->st.full, -ENOSPC);
 	}
-	dgram_walk(r, d, &f, true);
-	dgram_add(d, &f, at);
+	dgram_walk(r, d, f, true);
+	dgram_add(d, f, at);
 
 	if (!d->last_in || d->have != d->total || !d->hlen)
 		return 0;
@@ -609,4 +721,34 @@ int reasm_input(struct reasm *r, const uint8_t *pkt, size_t len, uint64_t now,
 	dgram_free(r, d);
 	r->st.completed++;
 	return 1;
+}
+
+int reasm_input(struct reasm *r, const uint8_t *pkt, size_t len, uint64_t now,
+		const uint8_t **out, size_t *outlen)
+{
+	struct frag f;
+	int err;
+
+	*out = NULL;
+	*outlen = 0;
+	r->st.fragments++;
+	reasm_expire(r, now);
+	err = frag_parse(pkt, len, &f);
+	return reasm_frag(r, &f, err, f.k.src, sizeof(f.k.src), now, out,
+			  outlen);
+}
+
+int reasm_input6(struct reasm *r, const uint8_t *pkt, size_t len, size_t fo,
+		 const void *who, size_t wholen, uint64_t now,
+		 const uint8_t **out, size_t *outlen)
+{
+	struct frag f;
+	int err;
+
+	*out = NULL;
+	*outlen = 0;
+	r->st.fragments++;
+	reasm_expire(r, now);
+	err = frag_parse6(pkt, len, fo, &f);
+	return reasm_frag(r, &f, err, who, wholen, now, out, outlen);
 }

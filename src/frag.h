@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* frag.h: bounded IPv4 reassembly (RFC 791, RFC 815 hole logic). */
+/* frag.h: bounded IPv4 and IPv6 reassembly (RFC 791, RFC 815 hole logic,
+ * RFC 8200 section 4.5). */
 #ifndef PB_FRAG_H
 #define PB_FRAG_H
 
@@ -68,6 +69,21 @@ void reasm_free(struct reasm *r);
  */
 int reasm_input(struct reasm *r, const uint8_t *pkt, size_t len, uint64_t now,
 		const uint8_t **out, size_t *outlen);
+/*
+ * The same for an IPv6 fragment: pkt is the fixed header plus payload (len
+ * already trimmed to its payload length), fo the offset of the fragment
+ * header (behind the unfragmentable part, at most 256 bytes), who/wholen
+ * the key the datagram is charged to for max_per_source (at most 16 bytes;
+ * the router passes the sender's MAC).  The whole datagram comes out
+ * without the fragment header: the offset-0 fragment's unfragmentable part
+ * with the payload length set and the next header that named the fragment
+ * header replaced by the fragment header's own.  An atomic fragment (offset
+ * 0, M clear) is malformed here: RFC 6946 has the caller process it as it
+ * is.  Same return codes and counters as reasm_input().
+ */
+int reasm_input6(struct reasm *r, const uint8_t *pkt, size_t len, size_t fo,
+		 const void *who, size_t wholen, uint64_t now,
+		 const uint8_t **out, size_t *outlen);
 /* Drop datagrams older than the timeout. */
 void reasm_expire(struct reasm *r, uint64_t now);
 const struct reasm_stats *reasm_stats(const struct reasm *r);

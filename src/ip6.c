@@ -24,8 +24,12 @@
  *
  * Extension headers (RFC 8200 4): hop-by-hop only first, options walked
  * with the action bits of unknown options honoured, routing headers with
- * segments left answered with a parameter problem, fragments dropped and
- * counted (no IPv6 reassembly yet), at most IP6_EXT_MAX headers.
+ * segments left answered with a parameter problem, at most IP6_EXT_MAX
+ * headers.  Fragments (RFC 8200 4.5) are reassembled by frag.c, in the same
+ * bounded table as IPv4's (max-frags, and max-frags-per-guest charged to the
+ * sender's MAC); the whole datagram then goes through this input again
+ * (a fragment header inside it is dropped: no nesting).  An atomic fragment
+ * (offset 0, M clear) is processed as the packet it carries (RFC 6946).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,6 +41,7 @@
 
 #include "csum.h"
 #include "dhcp6.h"
+#include "frag.h"
 #include "ip6.h"
 #include "router.h"
 
@@ -802,13 +807,50 @@ static void ip6_translate(struct router *r, const struct ip6_view *ip)
 	v.src_mac = ip->src_mac;
 	v.csum_ok = r->rx_csum_ok;
 	v.l4 = ip->l4;
+	v.reassembled = ip->reassembled;
 	if (ip->proto == IPPROTO_TCP)
 		tcp_input(r, &v);
 	else
 		udp_input(r, &v);
 }
 
+/* A fragment (not atomic) at p, behind the unfragmentable part of ip.
+ * Returns true with *whole the datagram it completed. */
+static bool ip6_fragment(struct router *r, const struct ip6_view *ip,
+			 struct cursor p, struct cursor *whole)
+{
+	const uint8_t *out;
+	size_t wlen;
+	int rc = reasm_input6(r->reasm, ip->hdr, ip->len,
+			      (size_t)(p.p - ip->hdr), ip->src_mac, 6,
+			      pb_now(r->pb), &out, &wlen);
+
+	router_frag_done(r, rc);
+	if (rc <= 0)
+		return false;
+	r->ip6.st.reassembled++;
+	*whole = cur_init(out, wlen);
+	return true;
+}
+
+/* One packet (reassembled: a datagram made whole from fragments).  Returns
+ * true with *whole a datagram a fragment completed, to go through here
+ * again. */
+static bool ip6_input_pkt(struct router *r, const uint8_t *src_mac,
+			  struct cursor c, bool reassembled,
+			  struct cursor *whole);
+
 void ip6_input(struct router *r, const uint8_t *src_mac, struct cursor c)
+{
+	struct cursor whole;
+
+	if (ip6_input_pkt(r, src_mac, c, false, &whole))
+		ip6_input_pkt(r, src_mac, whole, true, &whole);
+}
+
+static bool ip6_input_pkt(struct router *r, const uint8_t *src_mac,
+			  struct cursor c, bool reassembled,
+			  struct cursor *whole)
 {
 	struct ip6_state *s = &r->ip6;
 	const uint8_t *h = cur_peek(&c, IP6_HDR);
@@ -822,17 +864,18 @@ void ip6_input(struct router *r, const uint8_t *src_mac, struct cursor c)
 
 	if (!s->enabled) {
 		rdrop(r, RD_ETHERTYPE);
-		return;
+		return false;
 	}
-	s->st.rx++;
+	if (!reassembled)
+		s->st.rx++;
 	if (!h || h[0] >> 4 != 6) {
 		s->st.malformed++;
-		return;
+		return false;
 	}
 	plen = (uint16_t)(h[4] << 8 | h[5]);
 	if (!cur_trim(&c, IP6_HDR + (size_t)plen)) {
 		s->st.malformed++;
-		return;
+		return false;
 	}
 	memset(&ip, 0, sizeof(ip));
 	memcpy(&ip.src, h + 8, 16);
@@ -842,20 +885,21 @@ void ip6_input(struct router *r, const uint8_t *src_mac, struct cursor c)
 	ip.len = IP6_HDR + plen;
 	ip.src_mac = src_mac;
 	ip.proto = h[6];
+	ip.reassembled = reassembled;
 	if (is_multicast(&ip.src)) {
 		s->st.malformed++;
-		return;
+		return false;
 	}
 	local = for_us(s, &ip.dst);
 	if (!local && ip.proto == NH_ICMPV6 && ip.dst.s6_addr[0] == 0xff &&
 	    ip.dst.s6_addr[1] == 2 && ip.dst.s6_addr[15] == 0x16) {
 		s->st.mld++;	/* MLDv2 reports to ff02::16: nothing to do */
-		return;
+		return false;
 	}
 	if (!local && (is_multicast(&ip.dst) || is_unspecified(&ip.src) ||
 		       (!is_linklocal(&ip.src) && !in_prefix(s, &ip.src)))) {
 		s->st.no_route++;	/* not for us to route */
-		return;
+		return false;
 	}
 	/* learn the sender, except from NDP, which is validated first */
 	if (!is_unspecified(&ip.src) &&
@@ -872,7 +916,22 @@ void ip6_input(struct router *r, const uint8_t *src_mac, struct cursor c)
 			s->st.param_problem++;
 			icmp6_error(r, &ip, ICMP6_PARAM_PROB, code, (uint32_t)off);
 		}
-		return;
+		return false;
+	}
+	if (ip.proto == NH_FRAGMENT) {
+		const uint8_t *fh = cur_peek(&p, 8);
+
+		if (!fh || reassembled) {
+			s->st.ext_dropped++;
+			return false;
+		}
+		if ((fh[2] << 8 | fh[3]) & 0xfff9) {
+			s->st.fragments++;
+			return ip6_fragment(r, &ip, p, whole);
+		}
+		/* atomic: the packet it carries, as it is (RFC 6946) */
+		ip.proto = fh[0];
+		cur_pull(&p, 8);
 	}
 	ip.l4 = p;
 	if (!local || ((ip.proto == IPPROTO_TCP || ip.proto == IPPROTO_UDP) &&
@@ -881,32 +940,29 @@ void ip6_input(struct router *r, const uint8_t *src_mac, struct cursor c)
 		/* routed through us, or the host mapping / DNS address */
 		if (!local && ip.hlim <= 1) {
 			icmp6_error(r, &ip, 3, 0, 0);	/* time exceeded */
-			return;
+			return false;
 		}
 		if ((ip.proto == IPPROTO_TCP || ip.proto == IPPROTO_UDP) &&
 		    !is_linklocal(&ip.dst)) {
 			if (!(ip.proto == IPPROTO_UDP && local &&
 			      ip6_dhcp(r, &ip, p)))
 				ip6_translate(r, &ip);
-			return;
+			return false;
 		}
 		if (ip.proto == NH_ICMPV6 && !local && !is_linklocal(&ip.dst)) {
 			ip6_echo_out(r, &ip);
-			return;
+			return false;
 		}
 		s->st.no_route++;
 		if (!local)
 			icmp6_error(r, &ip, ICMP6_DST_UNREACH, 0, 0);
-		return;
+		return false;
 	}
 	switch (ip.proto) {
 	case NH_ICMPV6:
 		icmp6_input(r, &ip);
 		break;
 	case NH_NONE:
-		break;
-	case NH_FRAGMENT:
-		s->st.ext_dropped++;
 		break;
 	case IPPROTO_UDP:
 		if (ip6_dhcp(r, &ip, p))
@@ -922,6 +978,7 @@ void ip6_input(struct router *r, const uint8_t *src_mac, struct cursor c)
 		s->st.no_route++;
 		break;
 	}
+	return false;
 }
 
 uint64_t ip6_tick(struct router *r, uint64_t now)

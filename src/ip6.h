@@ -25,7 +25,7 @@ struct neigh6 {
 struct ip6_stats {
 	uint64_t rx, malformed, ext_dropped, param_problem, no_route, echo,
 		rs, ra_sent, ra_limited, ns, na_sent, na, nd_invalid, mld,
-		other;
+		other, fragments, reassembled;
 };
 
 struct ip6_state {
@@ -48,6 +48,7 @@ struct ip6_view {
 	size_t len;		/* header + payload */
 	const uint8_t *src_mac;
 	struct cursor l4;
+	bool reassembled;	/* from fragments: see struct ip4_view */
 };
 
 /*
@@ -59,7 +60,7 @@ struct ip6_view {
  * (0 erroneous field, 1 unrecognised next header, 2 unrecognised option),
  * *icmp telling whether RFC 8200 asks for an ICMP error, or -EBADMSG if
  * truncated / over the limits (silently dropped).  A fragment header stops
- * the walk with *nh = 44 (not reassembled).
+ * the walk with *nh = 44 (the caller reassembles).
  */
 int ip6_walk_ext(struct cursor *c, uint8_t *nh, size_t *off, uint8_t *code,
 		 bool *icmp, bool dst_multicast);

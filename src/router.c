@@ -61,7 +61,6 @@
 
 #define NEIGH_PROBE 8
 #define TICK_MIN_NS (1 * NS_PER_MS)
-#define TICK_SLOW_NS (1 * NS_PER_SEC)
 #define REASM_DATAGRAMS 64
 #define REASM_DATAGRAM_BYTES 65536u	/* fragment memory per slot */
 #define REASM_BYTES_MAX (64u << 20)
@@ -646,6 +645,22 @@ void router_kick_timer(struct router *r, uint64_t delay_ns)
 		timer_arm(l, r->timer, delay_ns);
 }
 
+void router_frag_done(struct router *r, int rc)
+{
+	if (rc >= 0) {
+		/* what is held expires on the slow tick */
+		router_kick_timer(r, TICK_SLOW_NS);
+		return;
+	}
+	/* an exact duplicate is harmless (counted there) */
+	if (rc != -EEXIST)
+		rdrop(r, RD_FRAG);
+	if (rc == -ENOSPC)
+		router_limit_hit(r, LIMIT_FRAGS);
+	else if (rc == -EDQUOT)
+		router_limit_hit(r, LIMIT_FRAGS_GUEST);
+}
+
 static void hostfwd_wake(struct router *r);
 
 /*
@@ -849,17 +864,8 @@ static void ip4_input(struct router *r, const uint8_t *src_mac,
 		int rc = reasm_input(r->reasm, hdr, total, pb_now(r->pb),
 				     &whole, &wlen);
 
-		if (rc < 0) {
-			/* an exact duplicate is harmless (counted there) */
-			if (rc != -EEXIST)
-				rdrop(r, RD_FRAG);
-			if (rc == -ENOSPC)
-				router_limit_hit(r, LIMIT_FRAGS);
-			else if (rc == -EDQUOT)
-				router_limit_hit(r, LIMIT_FRAGS_GUEST);
-			return;
-		}
-		if (rc == 0)
+		router_frag_done(r, rc);
+		if (rc <= 0)
 			return;
 		/* whole has the first fragment's header, fixed up */
 		hdr = whole;
@@ -871,7 +877,6 @@ static void ip4_input(struct router *r, const uint8_t *src_mac,
 		ip.len = wlen;
 		ip.reassembled = true;
 		h = cur_init(whole, wlen);
-		router_kick_timer(r, TICK_SLOW_NS);
 	}
 	cur_pull(&h, hlen);
 	ip.l4 = h;
@@ -1457,7 +1462,8 @@ void router_stats_json(struct pb *pb, uint32_t nd, void *file)
 		   "\"ext_dropped\":%llu,\"param_problem\":%llu,\"no_route\":%llu,"
 		   "\"echo\":%llu,\"rs\":%llu,\"ra_sent\":%llu,\"ra_limited\":%llu,"
 		   "\"ns\":%llu,\"na_sent\":%llu,\"na\":%llu,\"nd_invalid\":%llu,"
-		   "\"mld\":%llu,\"other\":%llu}",
+		   "\"mld\":%llu,\"other\":%llu,\"fragments\":%llu,"
+		   "\"reassembled\":%llu}",
 		r->ip6.enabled ? "true" : "false", (unsigned long long)s6->rx,
 		(unsigned long long)s6->malformed,
 		(unsigned long long)s6->ext_dropped,
@@ -1467,7 +1473,9 @@ void router_stats_json(struct pb *pb, uint32_t nd, void *file)
 		(unsigned long long)s6->ra_limited, (unsigned long long)s6->ns,
 		(unsigned long long)s6->na_sent, (unsigned long long)s6->na,
 		(unsigned long long)s6->nd_invalid, (unsigned long long)s6->mld,
-		(unsigned long long)s6->other);
+		(unsigned long long)s6->other,
+		(unsigned long long)s6->fragments,
+		(unsigned long long)s6->reassembled);
 	tftp_stats_json(r, f);
 	smb_stats_json(r, f);
 	fputc('}', f);

@@ -27,6 +27,7 @@
 #define UDP_HDR 8
 #define ICMP_HDR 8
 
+#define TICK_SLOW_NS (1 * NS_PER_SEC) /* reassembly expiry, buffer trims */
 #define ROUTER_MTU_DEFAULT 1500
 #define ROUTER_MTU_MAX 65520
 #define NEIGH_MAX 1024
@@ -279,6 +280,9 @@ void router_flush(struct router *r);
 
 /* Arm the housekeeping timer to fire within delay_ns at the latest. */
 void router_kick_timer(struct router *r, uint64_t delay_ns);
+/* After reasm_input() / reasm_input6() returned rc: count a drop and the
+ * limit it hit, or have what is held expire on the slow tick. */
+void router_frag_done(struct router *r, int rc);
 
 /* Build an ICMP error (type, code) about the IPv4 packet orig (its header
  * and at least 8 bytes) back to its sender. */

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* fuzz_frag.c: libFuzzer harness for IPv4 reassembly (frag.c). */
+/* fuzz_frag.c: libFuzzer harness for IPv4 and IPv6 reassembly (frag.c). */
 
 /*
  * The input is a configuration byte and then a sequence of records, each
@@ -8,6 +8,13 @@
  *
  *   config   bits 0-1: max_datagrams {1, 2, 3, 8}
  *            bits 2-3: max_bytes {1024, 4096, 65536, 262144}
+ *            bit 4: IPv6 (reasm_input6): every record is an IPv6
+ *                fragment; the key's protocol bit picks the fragment
+ *                header's next header instead (not part of an IPv6 key:
+ *                keys k and k ^ 2 are one datagram), "options" are a
+ *                destination options header of that many 8-byte words in
+ *                the unfragmentable part, a raw packet's fragment header
+ *                is at 40 + 8 * (op bit 3)
  *   record   op: bits 0-2 key (src, protocol and id variants, so that
  *                datagrams differ in one key field only),
  *                bit 3 MF,
@@ -24,7 +31,7 @@
  * After every call: the stats moved by exactly one counter for a drop or a
  * completion, pending and bytes stay under their caps, nothing is held
  * when nothing is pending; a completed datagram has a well-formed header
- * whose total length is its length, belongs to the key of the fragment
+ * whose total (IPv6: payload) length is its length, belongs to the key of the fragment
  * that completed it and, unless a corrupted or raw packet was fed for that
  * key since its last completion, carries exactly the pattern.  Until the
  * first raw packet, a naive model of the rules (below) must also agree on
@@ -129,6 +136,48 @@ static size_t build(uint8_t *pkt, unsigned k, unsigned kind, bool mf,
 	return hlen + plen;
 }
 
+/* IPv6: key k's fragment, the same way.  *fo gets the fragment header's
+ * offset. */
+static size_t build6(uint8_t *pkt, unsigned k, unsigned kind, bool mf,
+		     uint16_t w, size_t plen, size_t *fo)
+{
+	size_t ext = kind == 1 ? (size_t) (w >> 13) * 8 : 0;
+	uint32_t off = (uint32_t) (w & 0x1fff) * 8;
+	unsigned kk = k & 5;
+
+	if (plen > 65535 - 8 - ext)
+		plen = 65535 - 8 - ext;
+	memset(pkt, 0, 48 + ext);
+	pkt[0] = 0x60;
+	put16(pkt + 4, (uint32_t) (ext + 8 + plen));
+	pkt[6] = ext ? 60 : 44;
+	pkt[7] = 64;
+	pkt[8] = 0xfe;
+	pkt[9] = 0xc0;
+	pkt[23] = (uint8_t) (0x15 + (k & 1));
+	pkt[24] = 0xfe;
+	pkt[25] = 0xc0;
+	pkt[39] = 2;
+	if (ext) {
+		pkt[40] = 44;
+		pkt[41] = (uint8_t) (ext / 8 - 1);
+		pkt[42] = 1; /* PadN */
+		pkt[43] = (uint8_t) (ext - 4);
+	}
+	*fo = 40 + ext;
+	pkt[*fo] = key_proto(k);
+	put16(pkt + *fo + 2, off | (mf ? 1u : 0u));
+	put16(pkt + *fo + 4, 0x1234);
+	put16(pkt + *fo + 6, key_id(k));
+	if (off + plen <= sizeof(pat[kk]))
+		memcpy(pkt + *fo + 8, &pat[kk][off], plen);
+	else
+		memset(pkt + *fo + 8, 0xee, plen);
+	if (kind == 2 && plen)
+		pkt[*fo + 8 + plen / 2] ^= 0x5a;
+	return *fo + 8 + plen;
+}
+
 /* ---- the model: what reasm must do, written the obvious way ---------- */
 
 /*
@@ -154,6 +203,7 @@ struct mdg {
 	uint64_t born;
 	uint32_t total, maxend, have;
 	unsigned hlen; /* 0: offset 0 not seen yet */
+	uint8_t nh;    /* IPv6: offset 0's next header */
 	unsigned n;
 	struct mpiece p[M_PIECES];
 	bool blk[M_NBLOCK];
@@ -169,6 +219,7 @@ struct model {
 };
 
 static struct model m;
+static bool v6; /* this input's family */
 
 static void model_init(unsigned maxd, size_t maxb)
 {
@@ -200,10 +251,11 @@ static void model_expire(uint64_t now)
 }
 
 /* The code reasm_input() must return for a fragment of key k; for 1, the
- * datagram is hlen + total bytes with m.data[k] as payload. */
-static int model_input(unsigned k, unsigned hlen, uint32_t off, bool mf,
-		       const uint8_t *payload, uint32_t plen, uint64_t now,
-		       unsigned *out_hlen, uint32_t *out_total)
+ * datagram is hlen + total bytes with m.data[k] as payload.  IPv6: hlen is
+ * the unfragmentable part, nh the fragment header's next header. */
+static int model_input(unsigned k, unsigned hlen, uint8_t nh, uint32_t off,
+		       bool mf, const uint8_t *payload, uint32_t plen,
+		       uint64_t now, unsigned *out_hlen, uint32_t *out_total)
 {
 	struct mdg *d = &m.d[k];
 	uint32_t end = off + plen, need = 0, top;
@@ -212,7 +264,7 @@ static int model_input(unsigned k, unsigned hlen, uint32_t off, bool mf,
 	model_expire(now);
 	if ((!mf && off == 0) || plen == 0 || (mf && plen % 8))
 		return -EINVAL;
-	if (end > 65515)
+	if (v6 ? hlen - 40 + end > 65535 : end > 65515)
 		return -EMSGSIZE;
 	if (!d->used) {
 		if (m.used == m.maxd)
@@ -224,7 +276,7 @@ static int model_input(unsigned k, unsigned hlen, uint32_t off, bool mf,
 	}
 	hl = d->hlen ? d->hlen : off == 0 ? hlen : 0;
 	top = end > d->maxend ? end : d->maxend;
-	if (hl && hl + top > 65535) {
+	if (hl && hl + top > (v6 ? 65575u : 65535u)) {
 		model_drop(k);
 		return -EMSGSIZE;
 	}
@@ -266,8 +318,10 @@ static int model_input(unsigned k, unsigned hlen, uint32_t off, bool mf,
 		d->last_in = true;
 		d->total = end;
 	}
-	if (off == 0)
+	if (off == 0) {
 		d->hlen = hlen;
+		d->nh = nh;
+	}
 	if (!d->last_in || d->have != d->total)
 		return 0;
 	*out_hlen = d->hlen;
@@ -296,6 +350,22 @@ static void check_output(const uint8_t *out, size_t outlen, int key,
 	int k;
 
 	CHECK(out != NULL);
+	if (v6) {
+		CHECK(outlen > 40 && outlen <= 65575);
+		CHECK(out[0] >> 4 == 6 && get16(out + 4) == outlen - 40);
+		CHECK(key < 0 || out[23] == 0x15 + (key & 1));
+		k = key < 0 ? -1 : key & 5;
+		if (k < 0 || tainted[k])
+			return; /* a raw packet may have given its header */
+		hlen = 40;
+		if (out[6] == 60)
+			hlen += ((size_t) out[41] + 1) * 8;
+		CHECK(hlen < outlen);
+		CHECK(out[hlen == 40 ? 6 : 40] == 6 ||
+		      out[hlen == 40 ? 6 : 40] == 17);
+		CHECK(!memcmp(out + hlen, pat[k], outlen - hlen));
+		return;
+	}
 	CHECK(outlen >= 20 && outlen <= 65535);
 	CHECK(out[0] >> 4 == 4);
 	hlen = (size_t) (out[0] & 0x0f) * 4;
@@ -311,13 +381,15 @@ static void check_output(const uint8_t *out, size_t outlen, int key,
 }
 
 /* Feed one packet, check what the call did; returns its code. */
-static int input(struct reasm *r, const uint8_t *pkt, size_t len, uint64_t now,
-		 int key, bool *tainted, unsigned maxd, size_t maxb,
-		 const uint8_t **out, size_t *outlen)
+static int input(struct reasm *r, const uint8_t *pkt, size_t len, size_t fo,
+		 uint64_t now, int key, bool *tainted, unsigned maxd,
+		 size_t maxb, const uint8_t **out, size_t *outlen)
 {
 	struct reasm_stats a = *reasm_stats(r), b;
 	uint64_t drops;
-	int rc = reasm_input(r, pkt, len, now, out, outlen);
+	uint8_t who = len > 23 ? pkt[23] : 0; /* IPv6: one "MAC" per source */
+	int rc = v6 ? reasm_input6(r, pkt, len, fo, &who, 1, now, out, outlen)
+		    : reasm_input(r, pkt, len, now, out, outlen);
 
 	b = *reasm_stats(r);
 	CHECK(b.fragments == a.fragments + 1);
@@ -335,7 +407,9 @@ static int input(struct reasm *r, const uint8_t *pkt, size_t len, uint64_t now,
 	case 1:
 		check_output(*out, *outlen, key, tainted);
 		/* That datagram is gone: its key starts clean. */
-		if (key_of(*out) >= 0)
+		if (v6 && key >= 0)
+			tainted[key & 5] = false;
+		else if (!v6 && key_of(*out) >= 0)
 			tainted[key_of(*out)] = false;
 		break;
 	case -EINVAL:
@@ -374,7 +448,7 @@ static void check_model(const struct reasm *r)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static uint8_t pkt[65535];
+	static uint8_t pkt[65535 + 40];
 	bool tainted[NKEYS] = {false};
 	struct reasm *r;
 	unsigned maxd;
@@ -386,6 +460,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	pattern_init();
 	maxd = max_dgrams[data[0] & 3];
 	maxb = max_bytes[data[0] >> 2 & 3];
+	v6 = data[0] & 16;
 	r = reasm_new(maxd, maxd, maxb, TIMEOUT);
 	CHECK(r != NULL);
 	model_init(maxd, maxb);
@@ -393,7 +468,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while (pos < size) {
 		uint8_t op = data[pos++];
 		unsigned k = op & 7, kind = op >> 4 & 3, step = op >> 6;
-		unsigned hlen, want_hlen = 0;
+		unsigned hlen, want_hlen = 0, mk;
+		size_t fo = 0;
 		uint32_t want_total = 0;
 		const uint8_t *out;
 		size_t len, outlen;
@@ -419,28 +495,40 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			for (unsigned i = 0; i < NKEYS; i++)
 				tainted[i] = true;
 			m.valid = false;
-			input(r, pkt, len, now, -1, tainted, maxd, maxb, &out,
-			      &outlen);
+			input(r, pkt, len, 40 + (op & 8), now, -1, tainted,
+			      maxd, maxb, &out, &outlen);
 			continue;
 		}
 		w = get16(data + pos);
-		len = build(pkt, k, kind, op & 8, w, get16(data + pos + 2));
+		/* IPv6 keys ignore the protocol bit */
+		mk = v6 ? k & 5 : k;
+		if (v6)
+			len = build6(pkt, k, kind, op & 8, w,
+				     get16(data + pos + 2), &fo);
+		else
+			len = build(pkt, k, kind, op & 8, w,
+				    get16(data + pos + 2));
 		pos += 4;
 		if (kind == 2)
-			tainted[k] = true;
-		rc = input(r, pkt, len, now, (int) k, tainted, maxd, maxb, &out,
-			   &outlen);
+			tainted[mk] = true;
+		rc = input(r, pkt, len, fo, now, (int) k, tainted, maxd, maxb,
+			   &out, &outlen);
 		if (!m.valid)
 			continue;
-		hlen = (pkt[0] & 0x0f) * 4u;
-		want = model_input(k, hlen, (w & 0x1fffu) * 8, op & 8,
-				   pkt + hlen, (uint32_t) (len - hlen), now,
-				   &want_hlen, &want_total);
+		hlen = v6 ? (unsigned) fo + 8 : (pkt[0] & 0x0f) * 4u;
+		want = model_input(mk, v6 ? (unsigned) fo : hlen, pkt[fo],
+				   (w & 0x1fffu) * 8, op & 8, pkt + hlen,
+				   (uint32_t) (len - hlen), now, &want_hlen,
+				   &want_total);
 		CHECK(rc == want);
 		if (rc == 1) {
 			CHECK(outlen == want_hlen + want_total);
-			CHECK((out[0] & 0x0f) * 4u == want_hlen);
-			CHECK(!memcmp(out + want_hlen, m.data[k], want_total));
+			if (v6)
+				CHECK(out[want_hlen == 40 ? 6 : 40] ==
+				      m.d[mk].nh);
+			else
+				CHECK((out[0] & 0x0f) * 4u == want_hlen);
+			CHECK(!memcmp(out + want_hlen, m.data[mk], want_total));
 		}
 		check_model(r);
 	}
@@ -614,6 +702,33 @@ static void write_seeds(const char *dir)
 	for (unsigned i = 0; i < 129; i++)
 		s_frag(&s, 7, 0, 0, i * 8, 8, true, 0);
 	s_write(dir, "many-pieces", &s);
+
+	/* IPv6: in order; reversed behind a destination options header with
+	 * the next header differing (keys 1 and 3 are one datagram); the
+	 * largest payload; a fragment reaching beyond it behind 16 bytes of
+	 * extension header */
+	s.n = 0;
+	s_u8(&s, 16 | 3 | 3 << 2);
+	s_split(&s, 0, 3000, 1448, false, 0);
+	s_write(dir, "ipv6-inorder", &s);
+
+	s.n = 0;
+	s_u8(&s, 16 | 3 | 3 << 2);
+	s_frag(&s, 3, 0, 1, 1448, 500, false, 0);
+	s_frag(&s, 1, 1, 1, 0, 1448, true, 2);
+	s_write(dir, "ipv6-options-nh", &s);
+
+	s.n = 0;
+	s_u8(&s, 16 | 3 | 2 << 2);
+	s_split(&s, 2, 65535, 1448, false, 0);
+	s_write(dir, "ipv6-max", &s);
+
+	s.n = 0;
+	s_u8(&s, 16 | 3 | 3 << 2);
+	s_frag(&s, 4, 1, 1, 0, 64, true, 2);
+	s_frag(&s, 4, 0, 1, 65472, 63, false, 0);
+	s_raw(&s, 1, pkt, 48);
+	s_write(dir, "ipv6-too-big-options", &s);
 }
 
 #include "replay.h"

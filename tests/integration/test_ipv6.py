@@ -16,6 +16,8 @@ Guests are Linux network namespaces behind TAP ports on the default switch
         address; curl http://[fec0::2]:P/ to a server on the host's [::1]
         (sha256); refused TCP; UDP echo via fec0::2; ICMPv6 port
         unreachable (ECONNREFUSED) for a closed UDP port
+  test_udp_fragments_reassembled    UDP datagrams of up to 65527 bytes
+        from a guest, fragmented by its kernel, reach [::1] whole
   test_hostfwd_to_ipv6_guest        hostfwd from [::1] and 127.0.0.1 to a
         server in an IPv6 guest (TCP, UDP), and from [::1] to an IPv4 guest
   test_dns_over_ipv6                dig -6 @fec0::3 (UDP and +tcp) with a
@@ -158,7 +160,8 @@ class Http6Server:
 
 
 class UdpEcho6:
-    """A UDP echo server on [::1] (thread): answers b"echo:" + data."""
+    """A UDP echo server on [::1] (thread): answers b"echo:" + data, or
+    b"echo:" + sha256(data) for data over 1400 bytes."""
 
     def __init__(self):
         self.s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
@@ -178,6 +181,8 @@ class UdpEcho6:
             except OSError:
                 return
             self.seen.append(src[0])
+            if len(data) > 1400:        # too big to come back whole
+                data = hashlib.sha256(data).digest()
             self.s.sendto(b"echo:" + data, src)
 
     def __enter__(self):
@@ -726,6 +731,39 @@ def test_ping_curl_refused_udp(tmp_path):
         assert r["ipv6"]["malformed"] == 0, r["ipv6"]
 
 
+def test_udp_fragments_reassembled(tmp_path):
+    """Datagrams larger than the MTU from a guest over IPv6 (its kernel
+    fragments them) reach a UDP server on the host's [::1] whole, up to
+    the largest UDP payload; the answers come back; the router counts the
+    fragments and the reassembled datagrams and holds nothing afterwards."""
+    with V6Lab(tmp_path, 1) as lab, UdpEcho6() as echo:
+        before = lab.daemon.stats()
+        g = lab.sock(0, socket.SOCK_DGRAM)
+        g.settimeout(pb.scaled(5))
+        # echo replies bigger than the MTU are not sent (the router does
+        # not fragment IPv6): the server's answers stay small
+        sizes = (1453, 3000, 20000, 65527)
+        for size in sizes:
+            data = gen_data(size, size)
+            g.sendto(data, (HOST6, echo.port))
+            want = b"echo:" + hashlib.sha256(data).digest()
+            back, frm = g.recvfrom(70000)
+            assert frm[0] == HOST6 and frm[1] == echo.port, frm
+            assert back == want, (size, len(back))
+        g.close()
+        after = lab.daemon.stats()
+        v6 = lab.ipv6(after)
+        d = _delta(v6, lab.ipv6(before), "reassembled")
+        frags = _delta(v6, lab.ipv6(before), "fragments")
+        print("IPv6 UDP: %d datagrams reassembled from %d fragments"
+              % (d, frags))
+        assert d == len(sizes), v6
+        assert frags >= sum(-(-n // 1448) for n in sizes), v6
+        ra = lab.router(after)["reassembly"]
+        assert ra["pending"] == 0 and ra["malformed"] == 0 and \
+            ra["overlaps"] == 0, ra
+
+
 # --------------------------------------------------------------------------
 # 4. hostfwd to IPv6 guests
 
@@ -1072,6 +1110,11 @@ class RawGuest6:
         self.s.close()
 
 
+def frag_hdr(nh, off, more, ident):
+    """An IPv6 fragment header: offset in bytes (a multiple of 8)."""
+    return struct.pack("!BBHI", nh, 0, off | int(more), ident)
+
+
 def icmp6_from_router(typ, code=None):
     """Predicate: an ICMPv6 message of type (and code) to us; returns
     (code, 4-byte parameter, body) of it."""
@@ -1179,9 +1222,11 @@ def test_bad_ipv6_input(tmp_path):
             ("extension header cut short",
              ip6(src, HOST6, 60, dst_pad[:4]), {"ext_dropped": 1},
              None, None),
-            ("an atomic fragment to the router",
-             ip6(src, HOST6, 44, struct.pack("!BBHI", 58, 0, 0, 7) + echo),
-             {"ext_dropped": 1}, None, None),
+            ("a fragment with M set and a length not a multiple of 8",
+             ip6(src, HOST6, 44, frag_hdr(58, 0, True, 8) + echo[:13]),
+             {"fragments": 1}, None, None),
+            ("a fragment header inside a reassembled datagram",
+             None, {"reassembled": 1, "ext_dropped": 1}, None, None),
         ]
         # Well-formed headers the router must walk through: answered.
         walk_ok = [
@@ -1191,13 +1236,22 @@ def test_bad_ipv6_input(tmp_path):
             ("routing header with no segments left",
              with_ext([(43, rh_done)])),
             ("7 destination options headers", with_ext([(60, dst_pad)] * 7)),
+            ("an atomic fragment (RFC 6946)",
+             ip6(src, HOST6, 44, frag_hdr(58, 0, False, 7) + echo)),
         ]
 
         failures = []
         raw.drain()
+        # (a datagram whose fragmentable part starts with another fragment
+        # header: two fragments of it)
+        nested = frag_hdr(58, 0, False, 9) + echo
+        nested_frags = [
+            ip6(src, HOST6, 44, frag_hdr(44, 0, True, 10) + nested[:16]),
+            ip6(src, HOST6, 44, frag_hdr(44, 16, False, 10) + nested[16:])]
         for name, pkt, want, pred, check in cases:
             before = lab.ipv6()
-            raw.send(pkt)
+            for one in ([pkt] if pkt is not None else nested_frags):
+                raw.send(one)
             got = {}
 
             def grew():
@@ -1234,6 +1288,34 @@ def test_bad_ipv6_input(tmp_path):
             raw.send(pkt)
             if not raw.recv_match(icmp6_from_router(129)):
                 failures.append("%s: no echo reply" % name)
+
+        # An echo request in fragments, in any order, behind a destination
+        # options header in the unfragmentable part and with different
+        # next header values in later fragments (RFC 8200 4.5: the first
+        # fragment's counts): one whole reply.
+        data = bytes(range(256)) * 4
+        big = echo_req(src, HOST6, seq=77, data=data)
+        for order in ([0, 1, 2], [2, 0, 1], [1, 2, 0, 0]):
+            ident = 0x1000 + order[0] * 16 + order[1]
+            pieces = [(0, big[:512]), (512, big[512:768]), (768, big[768:])]
+            raw.drain()
+            before = lab.ipv6()
+            for i in order:
+                off, part = pieces[i]
+                fh = frag_hdr(58 if off == 0 else 17, off,
+                              off + len(part) < len(big), ident)
+                raw.send(ip6(src, HOST6, 60,
+                             bytes([44]) + dst_pad[1:] + fh + part))
+            r = raw.recv_match(icmp6_from_router(129))
+            if r is None:
+                failures.append("fragments %s: no echo reply" % order)
+            elif r[1] != (0x6666 << 16 | 77) or r[2] != data:
+                failures.append("fragments %s: the reply is not the whole "
+                                "request (%d bytes)" % (order, len(r[2])))
+            if _delta(lab.ipv6(), before, "reassembled") != 1:
+                failures.append("fragments %s: reassembled %d times"
+                                % (order, _delta(lab.ipv6(), before,
+                                                 "reassembled")))
 
         # RS flood: 1000 valid solicitations as fast as we can send them.
         before = lab.ipv6()

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* test_frag.c: unit tests of IPv4 reassembly (frag.c). */
+/* test_frag.c: unit tests of IPv4 and IPv6 reassembly (frag.c). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1056,6 +1056,202 @@ static void test_udp_max(void **state)
 	teardown_reasm(r);
 }
 
+/* ---- IPv6 ---------------------------------------------------------- */
+
+static const uint8_t mac_a[6] = {0x52, 0x54, 0, 0x12, 0x34, 0x56};
+static const uint8_t mac_b[6] = {0x52, 0x54, 0, 0x12, 0x34, 0x57};
+
+/*
+ * An IPv6 fragment into buf: fixed header (src ends in src_lo), ext bytes
+ * of extension headers (a destination options header of that length, 0:
+ * none), the fragment header (next header nh, offset off, M, id) and plen
+ * bytes of data.  *fo gets the fragment header's offset.  Returns the length.
+ */
+static size_t frag6(uint8_t *buf, uint8_t src_lo, size_t ext, uint8_t nh,
+		    uint32_t off, bool more, uint32_t id, const uint8_t *data,
+		    size_t plen, size_t *fo)
+{
+	static const uint8_t pfx[8] = {0xfe, 0xc0};
+	size_t len = 40 + ext + 8 + plen;
+
+	memset(buf, 0, 48 + ext);
+	buf[0] = 0x60;
+	put16(buf + 4, (uint32_t) (len - 40));
+	buf[6] = ext ? 60 : 44;
+	buf[7] = 64;
+	memcpy(buf + 8, pfx, 8);
+	buf[23] = src_lo;
+	memcpy(buf + 24, pfx, 8);
+	buf[39] = 2;
+	if (ext) {
+		buf[40] = 44;
+		buf[41] = (uint8_t) (ext / 8 - 1);
+		buf[42] = 1; /* PadN over the rest */
+		buf[43] = (uint8_t) (ext - 4);
+	}
+	*fo = 40 + ext;
+	buf[*fo] = nh;
+	put16(buf + *fo + 2, off | (more ? 1u : 0u));
+	put32(buf + *fo + 4, id);
+	memcpy(buf + *fo + 8, data, plen);
+	return len;
+}
+
+static int feed6(struct reasm *r, const uint8_t *pkt, size_t len, size_t fo,
+		 const uint8_t *mac, uint64_t now, const uint8_t **out,
+		 size_t *outlen)
+{
+	return reasm_input6(r, pkt, len, fo, mac, 6, now, out, outlen);
+}
+
+/* Whole datagrams: in and out of order, the unfragmentable part (with an
+ * extension header) from the offset-0 fragment, its next header too. */
+static void test_ipv6_whole(void **state)
+{
+	static uint8_t data[65535], pkt[70000];
+	static const size_t orders[3][3] = {{0, 1, 2}, {2, 1, 0}, {1, 2, 0}};
+	const size_t cut[4] = {0, 1232, 2464, 3000};
+	struct reasm *r = reasm_new(8, 8, 1 << 20, TIMEOUT);
+	const uint8_t *out;
+	size_t outlen, fo, len;
+
+	(void) state;
+	fill(data, sizeof(data), 7);
+	for (unsigned o = 0; o < 3; o++) {
+		for (unsigned k = 0; k < 3; k++) {
+			size_t i = orders[o][k];
+			size_t ext = o == 1 ? 16 : 0;
+			/* later fragments name another next header: ignored */
+			uint8_t nh = i == 0 ? 17 : 6;
+			int rc;
+
+			len = frag6(pkt, 0x15, i == 0 ? ext : 0, nh,
+				    (uint32_t) cut[i], i < 2, 100 + o,
+				    data + cut[i], cut[i + 1] - cut[i], &fo);
+			rc = feed6(r, pkt, len, fo, mac_a, k, &out, &outlen);
+			assert_int_equal(rc, k == 2 ? 1 : 0);
+		}
+		size_t ext = o == 1 ? 16 : 0;
+
+		assert_int_equal(outlen, 40 + ext + 3000);
+		assert_int_equal(out[0], 0x60);
+		assert_int_equal(be16(out + 4), ext + 3000);
+		if (ext) {
+			assert_int_equal(out[6], 60);
+			assert_int_equal(out[40], 17); /* was 44 */
+			assert_int_equal(out[42], 1);
+		} else {
+			assert_int_equal(out[6], 17);
+		}
+		assert_int_equal(out[23], 0x15);
+		assert_memory_equal(out + 40 + ext, data, 3000);
+	}
+	assert_int_equal(reasm_stats(r)->completed, 3);
+	assert_int_equal(reasm_pending(r), 0);
+
+	/* the largest payload: 65535 bytes behind the fixed header */
+	for (uint32_t off = 0; off < 65535; off += 1448) {
+		size_t plen = 65535 - off > 1448 ? 1448 : 65535 - off;
+		bool more = off + plen < 65535;
+		int rc;
+
+		len = frag6(pkt, 0x16, 0, 17, off, more, 9, data + off, plen,
+			    &fo);
+		rc = feed6(r, pkt, len, fo, mac_a, 0, &out, &outlen);
+		assert_int_equal(rc, more ? 0 : 1);
+	}
+	assert_int_equal(outlen, 40 + 65535);
+	assert_int_equal(be16(out + 4), 65535);
+	assert_memory_equal(out + 40, data, 65535);
+	teardown_reasm(r);
+}
+
+/* Fragments wrong on their own, or contradicting the datagram. */
+static void test_ipv6_bad(void **state)
+{
+	static uint8_t data[2048], pkt[4096];
+	struct reasm *r = reasm_new(8, 8, 1 << 20, TIMEOUT);
+	const uint8_t *out;
+	size_t outlen, fo, len;
+
+	(void) state;
+	fill(data, sizeof(data), 9);
+	/* atomic (RFC 6946: the caller's), M with a length not 8-aligned,
+	 * no data */
+	len = frag6(pkt, 0x15, 0, 17, 0, false, 1, data, 64, &fo);
+	assert_int_equal(feed6(r, pkt, len, fo, mac_a, 0, &out, &outlen),
+			 -EINVAL);
+	len = frag6(pkt, 0x15, 0, 17, 0, true, 1, data, 65, &fo);
+	assert_int_equal(feed6(r, pkt, len, fo, mac_a, 0, &out, &outlen),
+			 -EINVAL);
+	len = frag6(pkt, 0x15, 0, 17, 8, false, 1, data, 0, &fo);
+	assert_int_equal(feed6(r, pkt, len, fo, mac_a, 0, &out, &outlen),
+			 -EINVAL);
+	/* fo not where the header chain leads, payload length lying */
+	len = frag6(pkt, 0x15, 16, 17, 0, true, 1, data, 64, &fo);
+	assert_int_equal(feed6(r, pkt, len, fo - 8, mac_a, 0, &out, &outlen),
+			 -EINVAL);
+	assert_int_equal(feed6(r, pkt, len, len, mac_a, 0, &out, &outlen),
+			 -EINVAL);
+	assert_int_equal(feed6(r, pkt, len - 1, fo, mac_a, 0, &out, &outlen),
+			 -EINVAL);
+	/* beyond a 65535-byte payload length */
+	len = frag6(pkt, 0x15, 0, 17, 65520, false, 1, data, 15, &fo);
+	assert_int_equal(feed6(r, pkt, len, fo, mac_a, 0, &out, &outlen),
+			 0);
+	len = frag6(pkt, 0x15, 0, 17, 65528, false, 2, data, 16, &fo);
+	assert_int_equal(feed6(r, pkt, len, fo, mac_a, 0, &out, &outlen),
+			 -EMSGSIZE);
+	assert_int_equal(reasm_stats(r)->malformed, 6);
+	assert_int_equal(reasm_stats(r)->too_big, 1);
+	/* an overlap drops the datagram */
+	len = frag6(pkt, 0x15, 0, 17, 0, true, 3, data, 64, &fo);
+	assert_int_equal(feed6(r, pkt, len, fo, mac_a, 0, &out, &outlen), 0);
+	len = frag6(pkt, 0x15, 0, 17, 56, false, 3, data + 56, 64, &fo);
+	assert_int_equal(feed6(r, pkt, len, fo, mac_a, 0, &out, &outlen),
+			 -EBADMSG);
+	assert_int_equal(reasm_pending(r), 1); /* id 1's last fragment */
+	teardown_reasm(r);
+}
+
+/* Keys: the families never mix; IPv6 ids are 32 bits; the share is the
+ * caller's key (the MAC), not the source address. */
+static void test_ipv6_keys(void **state)
+{
+	uint8_t data[64], pkt[256];
+	struct reasm *r = reasm_new(4, 2, 1 << 20, TIMEOUT);
+	struct frags f4 = {0};
+	struct hdr h4 = hdr_a;
+	const uint8_t *out;
+	size_t outlen, fo, len;
+
+	(void) state;
+	fill(data, sizeof(data), 11);
+	/* IPv4 fragment with id 5 from 10.0.2.15 and an IPv6 one with id 5
+	 * whose source ends in the same bytes: two datagrams */
+	h4.id = 5;
+	frag_add(&f4, &h4, 0, true, data, 16);
+	assert_int_equal(feed(r, &f4, 0, 0, &out, &outlen), 0);
+	len = frag6(pkt, 0x0f, 0, 17, 16, false, 5, data + 16, 8, &fo);
+	assert_int_equal(feed6(r, pkt, len, fo, mac_b, 0, &out, &outlen), 0);
+	assert_int_equal(reasm_pending(r), 2);
+	/* ids differing above 16 bits are different datagrams */
+	len = frag6(pkt, 0x0f, 0, 17, 0, true, 0x10005, data, 16, &fo);
+	assert_int_equal(feed6(r, pkt, len, fo, mac_b, 0, &out, &outlen), 0);
+	assert_int_equal(reasm_pending(r), 3);
+	/* mac_b holds 2: a third from another source address is refused */
+	len = frag6(pkt, 0x44, 0, 17, 0, true, 6, data, 16, &fo);
+	assert_int_equal(feed6(r, pkt, len, fo, mac_b, 0, &out, &outlen),
+			 -EDQUOT);
+	/* id 5's first part completes the IPv6 datagram only */
+	len = frag6(pkt, 0x0f, 0, 17, 0, true, 5, data, 16, &fo);
+	assert_int_equal(feed6(r, pkt, len, fo, mac_b, 1, &out, &outlen), 1);
+	assert_int_equal(outlen, 40 + 24);
+	assert_memory_equal(out + 40, data, 24);
+	frags_free(&f4);
+	teardown_reasm(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1078,6 +1274,9 @@ int main(void)
 	    cmocka_unit_test(test_interleaved_keys),
 	    cmocka_unit_test(test_many_datagrams),
 	    cmocka_unit_test(test_udp_max),
+	    cmocka_unit_test(test_ipv6_whole),
+	    cmocka_unit_test(test_ipv6_bad),
+	    cmocka_unit_test(test_ipv6_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
