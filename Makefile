@@ -121,9 +121,9 @@ $(FUZZ_BUILD)/daemon/%.o: src/daemon/%.c
 
 # FUZZ_LDFLAGS_<name>: extra link flags of one harness (fuzz_tcp replaces
 # the socket calls with fakes through the linker's --wrap).
-FUZZ_WRAP_tcp := socket connect bind listen accept4 getsockopt setsockopt \
-	recv recvmsg recvmmsg recvfrom send sendto sendmsg shutdown close \
-	epoll_ctl \
+FUZZ_WRAP_tcp := socket socketpair connect bind listen accept4 getsockopt \
+	setsockopt recv recvmsg recvmmsg recvfrom send sendto sendmsg shutdown \
+	close epoll_ctl \
 	epoll_wait arc4random
 FUZZ_LDFLAGS_tcp := $(FUZZ_WRAP_tcp:%=-Wl,--wrap=%)
 # fuzz_ctl keeps requests from reaching outside the process.

@@ -18,7 +18,23 @@
  * guest socket does not try the dead one first): the guest's resolver
  * retries, and that retry goes to the next server.  A
  * truncated answer is relayed as it is; the guest's resolver then asks over
- * TCP, which is translated to a TCP connection to the current upstream.
+ * TCP.
+ *
+ * DNS over TCP (RFC 7766).  A guest's TCP connection to the DNS address is a
+ * TCP flow like any other, except that its "host socket" is one end of a
+ * stream socket pair whose other end is a session here: it reads the
+ * guest's length-prefixed queries, answers local names (and SERVFAIL when
+ * no upstream is known) itself, and sends the rest, unchanged, over one TCP
+ * connection to the current upstream, opened with the first such query.
+ * Answers -- the upstream's, read whole, and ours -- go back to the guest
+ * whole, never one inside another, in the order they are ready (RFC 7766
+ * 7: clients match them by ID).  Bounds: DNS_TCP_MAX sessions,
+ * DNS_TCP_PER_GUEST of one guest (more are refused with a reset), queries
+ * of at most QUERY_MAX bytes (a longer one, a malformed one or a response
+ * ends the session), one query at a time on its way upstream and one
+ * answer being read (a guest that does not read its answers stops being
+ * read), and DNS_TCP_IDLE_NS without anything moving ends the session.
+ * Buffers are allocated with the session and returned with it.
  *
  * Local names, answered here without asking anyone: every DHCP client that
  * sent a host name, as NAME and NAME.DOMAIN (domainname=), and the host as
@@ -46,6 +62,11 @@
 #define LOCAL_ZONE "patchbay.internal"
 #define HOST_NAME "host." LOCAL_ZONE
 #define QUERY_MAX 4096
+#define DNS_MSG_MAX 65535
+#define DNS_TCP_IDLE_NS (10 * NS_PER_SEC)
+#define DNS_TCP_UP 0x100u	/* ref idx bit: the session's upstream socket */
+
+static void dns_tcp_close(struct router *r, unsigned slot);
 
 int dns_parse_query(const uint8_t *p, size_t len, struct dns_q *q)
 {
@@ -244,9 +265,12 @@ void dns_free(struct router *r)
 	if (d->resolv_dir_open)
 		close(d->resolv_dirfd);
 	d->resolv_dir_open = false;
+	for (unsigned i = 0; i < DNS_TCP_MAX; i++)
+		dns_tcp_close(r, i);
 }
 
-bool dns_tcp_upstream(struct router *r, struct sockaddr_in *out)
+/* The upstream for DNS over TCP; false if none is known. */
+static bool dns_tcp_upstream(struct router *r, struct sockaddr_in *out)
 {
 	dns_resolv_refresh(r);
 	if (!r->dnscfg.nup)
@@ -306,19 +330,14 @@ static void dns_send_to_guest(struct router *r, const struct ip4_view *ip,
 		udp_send_to_guest(r, frame, r->dns, 53, ip->src, sport, len);
 }
 
-/* Build an answer to q (query bytes p) with rcode and, if ip, one A. */
-static void dns_reply_local(struct router *r, const struct ip4_view *ipv,
-			    uint16_t sport, const uint8_t *p,
-			    const struct dns_q *q, uint8_t rcode,
-			    const uint32_t *ip)
+/* Write into b an answer to q (query bytes p) with rcode and, if ip, one
+ * A record; returns its length, at most q->qend + 16. */
+static size_t dns_build_local(uint8_t *b, const uint8_t *p,
+			      const struct dns_q *q, uint8_t rcode,
+			      const uint32_t *ip)
 {
-	uint8_t *frame = router_alloc(r);
-	uint8_t *b;
 	size_t n;
 
-	if (!frame)
-		return;
-	b = frame + ETH_HDR + (ipv->v6 ? IP6_HDR : IP4_HDR) + UDP_HDR;
 	memcpy(b, p, q->qend);
 	/* QR, opcode and RD from the query, AA, RA */
 	b[2] = (uint8_t)(0x80 | (p[2] & 0x79) | 0x04);
@@ -339,7 +358,22 @@ static void dns_reply_local(struct router *r, const struct ip4_view *ipv,
 		memcpy(b + n + 12, ip, 4);
 		n += 16;
 	}
-	dns_send_to_guest(r, ipv, sport, frame, n);
+	return n;
+}
+
+static void dns_reply_local(struct router *r, const struct ip4_view *ipv,
+			    uint16_t sport, const uint8_t *p,
+			    const struct dns_q *q, uint8_t rcode,
+			    const uint32_t *ip)
+{
+	uint8_t *frame = router_alloc(r);
+	uint8_t *b;
+
+	if (!frame)
+		return;
+	b = frame + ETH_HDR + (ipv->v6 ? IP6_HDR : IP4_HDR) + UDP_HDR;
+	dns_send_to_guest(r, ipv, sport, frame,
+			  dns_build_local(b, p, q, rcode, ip));
 }
 
 /* ---- forwarding ------------------------------------------------------------------------ */
@@ -509,4 +543,470 @@ void dns_upstream_failed(struct router *r, struct flow *f)
 		       f->dns.upstream, d->current);
 	}
 	dns_connect(r, f);
+}
+
+/* ---- DNS over TCP ---------------------------------------------------------------------- */
+
+int dns_tcp_take(uint8_t *msg, size_t *have, size_t max, const uint8_t *p,
+		 size_t n, bool *done)
+{
+	size_t took = 0;
+
+	*done = false;
+	while (took < n) {
+		size_t want;
+
+		if (*have < 2) {
+			want = 2 - *have;
+		} else {
+			size_t len = (size_t)(msg[0] << 8 | msg[1]);
+
+			if (len == 0 || len > max)
+				return -EMSGSIZE;
+			want = 2 + len - *have;
+		}
+		if (want > n - took)
+			want = n - took;
+		memcpy(msg + *have, p + took, want);
+		*have += want;
+		took += want;
+		if (*have >= 2) {
+			size_t len = (size_t)(msg[0] << 8 | msg[1]);
+
+			if (len == 0 || len > max)
+				return -EMSGSIZE;
+			if (*have == 2 + len) {
+				*done = true;
+				break;
+			}
+		}
+	}
+	return (int)took;
+}
+
+struct dns_tcp {
+	int gfd;		/* ours of the pair; the flow has the other */
+	int ufd;		/* upstream connection, -1: none yet */
+	uint16_t gen;
+	uint8_t mac[6];		/* the guest's */
+	bool up_ready;		/* ufd connected */
+	bool up_hup;		/* ufd hung up with answers owed: out of
+				 * epoll (a hang-up cannot be masked), read
+				 * as the guest's output drains */
+	bool retried;		/* the query upstream met a closed connection
+				 * once and went on a new one */
+	bool a_done;		/* a[] holds a whole answer not yet queued */
+	bool g_eof;		/* the guest sends no more */
+	uint32_t gev, uev;	/* epoll events requested on gfd, ufd */
+	unsigned outstanding;	/* queries upstream not answered yet */
+	uint64_t last;		/* when something last moved (ns) */
+	size_t inoff, inlen;	/* staged guest bytes in in[] */
+	size_t qhave;		/* of the query in q[] */
+	size_t uqlen, uqsent;	/* the framed query in q[] going upstream */
+	size_t ahave;		/* of the upstream answer in a[] */
+	size_t olen, osent;	/* whole framed answers for the guest */
+	uint8_t in[4096];
+	uint8_t q[2 + QUERY_MAX];
+	uint8_t a[2 + DNS_MSG_MAX];
+	uint8_t o[2 + DNS_MSG_MAX + 2 + QUERY_MAX + 16];
+};
+
+static union ref dns_tcp_ref(const struct router *r, unsigned slot, bool up,
+			     uint16_t gen)
+{
+	return ref_make(REF_DNSTCP, slot | (up ? DNS_TCP_UP : 0),
+			(uint32_t)r->nd << 16 | gen);
+}
+
+static void dns_tcp_close(struct router *r, unsigned slot)
+{
+	struct dns_tcp *s = r->dnscfg.tcp[slot];
+
+	if (!s)
+		return;
+	close(s->gfd);
+	if (s->ufd >= 0)
+		close(s->ufd);
+	free(s);
+	r->dnscfg.tcp[slot] = NULL;
+}
+
+int dns_tcp_open(struct router *r, const uint8_t *mac)
+{
+	struct dns_config *d = &r->dnscfg;
+	unsigned slot = DNS_TCP_MAX, mine = 0;
+	struct dns_tcp *s;
+	int sv[2];
+
+	for (unsigned i = 0; i < DNS_TCP_MAX; i++) {
+		if (!d->tcp[i])
+			slot = slot < DNS_TCP_MAX ? slot : i;
+		else if (!memcmp(d->tcp[i]->mac, mac, 6))
+			mine++;
+	}
+	if (slot == DNS_TCP_MAX || mine >= DNS_TCP_PER_GUEST) {
+		d->st.tcp_limited++;
+		return -EBUSY;
+	}
+	/* large, but only what a session touches is ever resident */
+	s = malloc(sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+		       sv) < 0) {
+		int e = -errno;
+
+		free(s);
+		return e;
+	}
+	memset(s, 0, offsetof(struct dns_tcp, in));
+	s->gfd = sv[1];
+	s->ufd = -1;
+	s->gen = ++d->tcp_gen;
+	memcpy(s->mac, mac, 6);
+	s->gev = EPOLLIN;
+	s->last = pb_now(r->pb);
+	if (loop_add(&r->pb->loop, s->gfd, s->gev,
+		     dns_tcp_ref(r, slot, false, s->gen)) < 0) {
+		int e = -errno;
+
+		close(sv[0]);
+		close(sv[1]);
+		free(s);
+		return e;
+	}
+	d->tcp[slot] = s;
+	d->st.tcp_sessions++;
+	router_kick_timer(r, TICK_SLOW_NS);
+	return sv[0];
+}
+
+/* Room for a framed message of len bytes in the guest's output. */
+static bool dns_tcp_room(struct dns_tcp *s, size_t len)
+{
+	if (s->osent) {
+		memmove(s->o, s->o + s->osent, s->olen - s->osent);
+		s->olen -= s->osent;
+		s->osent = 0;
+	}
+	return sizeof(s->o) - s->olen >= 2 + len;
+}
+
+/* Append a framed message to the guest's output; false if it does not fit
+ * now. */
+static bool dns_tcp_out(struct dns_tcp *s, const uint8_t *m, size_t len)
+{
+	if (!dns_tcp_room(s, len))
+		return false;
+	s->o[s->olen] = (uint8_t)(len >> 8);
+	s->o[s->olen + 1] = (uint8_t)len;
+	memcpy(s->o + s->olen + 2, m, len);
+	s->olen += 2 + len;
+	return true;
+}
+
+/* Open the upstream connection; false (the query answered SERVFAIL by the
+ * caller) if there is none. */
+static bool dns_tcp_connect(struct router *r, unsigned slot,
+			    struct dns_tcp *s)
+{
+	struct sockaddr_in up;
+	int fd;
+
+	if (!dns_tcp_upstream(r, &up))
+		return false;
+	fd = router_socket(r, SOCK_STREAM, 0);
+	if (fd < 0)
+		return false;
+	if (connect(fd, (struct sockaddr *)&up, sizeof(up)) < 0 &&
+	    errno != EINPROGRESS) {
+		close(fd);
+		return false;
+	}
+	s->uev = EPOLLOUT;
+	if (loop_add(&r->pb->loop, fd, s->uev,
+		     dns_tcp_ref(r, slot, true, s->gen)) < 0) {
+		close(fd);
+		return false;
+	}
+	s->ufd = fd;
+	s->up_ready = false;
+	s->up_hup = false;
+	s->outstanding = 0;
+	s->ahave = 0;
+	s->a_done = false;
+	return true;
+}
+
+static void dns_tcp_up_close(struct dns_tcp *s)
+{
+	if (s->ufd >= 0)
+		close(s->ufd);
+	s->ufd = -1;
+	s->up_ready = false;
+	s->up_hup = false;
+	s->outstanding = 0;
+	s->ahave = 0;
+	s->a_done = false;
+}
+
+/* SERVFAIL for the query in q[] that was to go upstream. */
+static void dns_tcp_servfail(struct dns_tcp *s)
+{
+	uint8_t ans[QUERY_MAX + 16];
+	struct dns_q q;
+
+	if (s->uqlen > 2 && dns_parse_query(s->q + 2, s->uqlen - 2, &q) == 0) {
+		size_t n = dns_build_local(ans, s->q + 2, &q, 2, NULL);
+
+		dns_tcp_out(s, ans, n);
+	}
+	s->uqlen = s->uqsent = 0;
+}
+
+/* A whole query in s->q: answer it, or make it the one going upstream.
+ * false: the session must end (a malformed message). */
+static bool dns_tcp_query(struct router *r, unsigned slot, struct dns_tcp *s)
+{
+	struct dns_config *d = &r->dnscfg;
+	const uint8_t *p = s->q + 2;
+	size_t len = s->qhave - 2;
+	uint8_t ans[QUERY_MAX + 16];
+	struct dns_q q;
+	uint32_t addr;
+	int local;
+
+	d->st.queries++;
+	if (dns_parse_query(p, len, &q) < 0 || (q.flags & 0x8000)) {
+		d->st.malformed++;
+		return false;
+	}
+	local = dns_local_lookup(r, q.name, &addr);
+	if (local && q.qclass == 1) {
+		size_t n = dns_build_local(ans, p, &q, local < 0 ? 3 : 0,
+					   local > 0 && q.qtype == 1 ? &addr
+								     : NULL);
+
+		d->st.local++;
+		dns_tcp_out(s, ans, n);
+		s->qhave = 0;
+		return true;
+	}
+	if (s->ufd < 0 && !dns_tcp_connect(r, slot, s)) {
+		size_t n = dns_build_local(ans, p, &q, 2, NULL);
+
+		d->st.no_upstream++;
+		dns_tcp_out(s, ans, n);
+		s->qhave = 0;
+		return true;
+	}
+	s->uqlen = s->qhave;
+	s->uqsent = 0;
+	s->qhave = 0;
+	d->st.forwarded++;
+	return true;
+}
+
+/* Move what can move; false: the session is over. */
+static bool dns_tcp_run(struct router *r, unsigned slot, struct dns_tcp *s)
+{
+	bool moved = true;
+
+	while (moved) {
+		moved = false;
+		/* answers to the guest */
+		if (s->osent < s->olen) {
+			ssize_t n = send(s->gfd, s->o + s->osent,
+					 s->olen - s->osent,
+					 MSG_DONTWAIT | MSG_NOSIGNAL);
+
+			if (n < 0 && errno != EAGAIN)
+				return false;
+			if (n > 0) {
+				s->osent += (size_t)n;
+				moved = true;
+			}
+		}
+		/* the query on its way upstream */
+		if (s->uqsent < s->uqlen && s->up_ready) {
+			ssize_t n = send(s->ufd, s->q + s->uqsent,
+					 s->uqlen - s->uqsent,
+					 MSG_DONTWAIT | MSG_NOSIGNAL);
+
+			if (n < 0 && errno != EAGAIN) {
+				/* an upstream that closed an idle connection:
+				 * once more on a new one, else SERVFAIL */
+				bool again = !s->uqsent && !s->retried;
+
+				dns_tcp_up_close(s);
+				s->retried = true;
+				if (!again || !dns_tcp_connect(r, slot, s))
+					dns_tcp_servfail(s);
+				moved = true;
+			} else if (n > 0) {
+				s->uqsent += (size_t)n;
+				if (s->uqsent == s->uqlen) {
+					s->uqlen = s->uqsent = 0;
+					s->outstanding++;
+					s->retried = false;
+				}
+				moved = true;
+			}
+		}
+		/* a whole answer from upstream, to the guest when it fits */
+		if (s->a_done && dns_tcp_out(s, s->a + 2, s->ahave - 2)) {
+			r->dnscfg.st.answers++;
+			s->a_done = false;
+			s->ahave = 0;
+			s->outstanding--;
+			moved = true;
+		}
+		if (s->up_ready && s->outstanding && !s->a_done) {
+			size_t want = s->ahave < 2 ? 2 - s->ahave
+				      : 2 + (size_t)(s->a[0] << 8 | s->a[1]) -
+						s->ahave;
+			ssize_t n = recv(s->ufd, s->a + s->ahave, want,
+					 MSG_DONTWAIT);
+
+			if (n == 0 || (n < 0 && errno != EAGAIN)) {
+				/* what it owed is lost: the guest asks again */
+				dns_tcp_up_close(s);
+				moved = true;
+			} else if (n > 0) {
+				s->ahave += (size_t)n;
+				moved = true;
+				if (s->ahave >= 2 && !(s->a[0] | s->a[1]))
+					dns_tcp_up_close(s);	/* no answer */
+				else if (s->ahave >= 2 &&
+					 s->ahave == 2 + (size_t)(s->a[0] << 8 |
+								  s->a[1]))
+					s->a_done = true;
+			}
+		}
+		/* the guest's queries: one whole at a time, while nothing waits
+		 * to go upstream and an answer of ours would fit */
+		while (!s->uqlen && dns_tcp_room(s, QUERY_MAX + 16)) {
+			bool done;
+			int took;
+
+			if (s->inoff == s->inlen) {
+				ssize_t n;
+
+				if (s->g_eof)
+					break;
+				n = recv(s->gfd, s->in, sizeof(s->in),
+					 MSG_DONTWAIT);
+				if (n == 0)
+					s->g_eof = true;
+				if (n < 0 && errno != EAGAIN)
+					return false;
+				if (n <= 0)
+					break;
+				s->inoff = 0;
+				s->inlen = (size_t)n;
+			}
+			took = dns_tcp_take(s->q, &s->qhave, QUERY_MAX,
+					    s->in + s->inoff,
+					    s->inlen - s->inoff, &done);
+			if (took < 0) {
+				r->dnscfg.st.malformed++;
+				return false;
+			}
+			s->inoff += (size_t)took;
+			moved = true;
+			if (done && !dns_tcp_query(r, slot, s))
+				return false;
+		}
+	}
+	/* over when the guest has sent everything and got every answer */
+	if (s->g_eof && s->inoff == s->inlen && !s->uqlen &&
+	    s->osent == s->olen && (!s->outstanding || s->ufd < 0))
+		return false;
+	return true;
+}
+
+static void dns_tcp_arm(struct router *r, unsigned slot, struct dns_tcp *s)
+{
+	uint32_t gev = 0, uev = 0;
+
+	/* (level-triggered: ask only for what can be acted on now) */
+	if (s->osent < s->olen)
+		gev |= EPOLLOUT;
+	if (!s->g_eof && s->inoff == s->inlen && !s->uqlen &&
+	    dns_tcp_room(s, QUERY_MAX + 16))
+		gev |= EPOLLIN;
+	if (s->ufd >= 0) {
+		if (!s->up_ready || s->uqsent < s->uqlen)
+			uev |= EPOLLOUT;
+		if (s->up_ready && s->outstanding && !s->a_done)
+			uev |= EPOLLIN;
+	}
+	if (gev != s->gev) {
+		s->gev = gev;
+		loop_mod(&r->pb->loop, s->gfd, gev,
+			 dns_tcp_ref(r, slot, false, s->gen));
+	}
+	if (s->ufd >= 0 && !s->up_hup && uev != s->uev) {
+		s->uev = uev;
+		loop_mod(&r->pb->loop, s->ufd, uev,
+			 dns_tcp_ref(r, slot, true, s->gen));
+	}
+}
+
+void dns_tcp_event(struct router *r, uint32_t idx, uint16_t gen,
+		   uint32_t events)
+{
+	unsigned slot = idx & (DNS_TCP_UP - 1);
+	struct dns_tcp *s = slot < DNS_TCP_MAX ? r->dnscfg.tcp[slot] : NULL;
+
+	if (!s || s->gen != gen)
+		return;
+	if (!(idx & DNS_TCP_UP) && (events & (EPOLLHUP | EPOLLERR))) {
+		/* the flow is gone: nobody left to answer */
+		dns_tcp_close(r, slot);
+		return;
+	}
+	if ((idx & DNS_TCP_UP) && s->ufd >= 0 && !s->up_ready) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+
+		if (getsockopt(s->ufd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 ||
+		    err) {
+			/* the query waiting for it gets SERVFAIL */
+			dns_tcp_up_close(s);
+			dns_tcp_servfail(s);
+		} else {
+			s->up_ready = true;
+		}
+	} else if ((idx & DNS_TCP_UP) && s->ufd >= 0 &&
+		   (events & (EPOLLHUP | EPOLLERR))) {
+		if (!s->outstanding) {
+			dns_tcp_up_close(s);	/* idle: reopen on use */
+		} else {
+			loop_del(&r->pb->loop, s->ufd);
+			s->up_hup = true;
+		}
+	}
+	s->last = pb_now(r->pb);
+	if (!dns_tcp_run(r, slot, s)) {
+		dns_tcp_close(r, slot);
+		return;
+	}
+	dns_tcp_arm(r, slot, s);
+}
+
+void dns_tcp_tick(struct router *r, uint64_t now)
+{
+	bool any = false;
+
+	for (unsigned i = 0; i < DNS_TCP_MAX; i++) {
+		struct dns_tcp *s = r->dnscfg.tcp[i];
+
+		if (s && now - s->last > DNS_TCP_IDLE_NS)
+			dns_tcp_close(r, i);
+		else if (s)
+			any = true;
+	}
+	if (any)
+		router_kick_timer(r, TICK_SLOW_NS);
 }

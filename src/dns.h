@@ -12,6 +12,8 @@
 #define DNS_NAME_MAX 256
 #define DNS_UPSTREAM_MAX 8
 #define DNS_PENDING 8		/* outstanding queries per guest socket */
+#define DNS_TCP_MAX 32		/* DNS-over-TCP sessions at once */
+#define DNS_TCP_PER_GUEST 8	/* of one guest (MAC) */
 
 /* A parsed question (the only one of a query). */
 struct dns_q {
@@ -45,8 +47,10 @@ struct dns_flow {
 
 struct dns_stats {
 	uint64_t queries, local, forwarded, answers, malformed, mismatched,
-		timeouts, no_upstream;
+		timeouts, no_upstream, tcp_sessions, tcp_limited;
 };
+
+struct dns_tcp;
 
 struct dns_config {
 	struct sockaddr_in up[DNS_UPSTREAM_MAX];
@@ -63,6 +67,8 @@ struct dns_config {
 	char resolv_base[256];
 	int64_t resolv_mtime;	/* ns, -1: never read */
 	uint64_t resolv_checked;
+	struct dns_tcp *tcp[DNS_TCP_MAX];	/* sessions (NULL: free) */
+	uint16_t tcp_gen;
 	struct dns_stats st;
 };
 
@@ -85,7 +91,26 @@ bool dns_answer(struct router *r, struct flow *f, uint8_t *buf, size_t len);
 void dns_timer(struct router *r, struct flow *f, uint64_t now);
 /* The flow's upstream failed (ICMP error): move on to the next one. */
 void dns_upstream_failed(struct router *r, struct flow *f);
-/* The upstream for DNS over TCP; false if none is known. */
-bool dns_tcp_upstream(struct router *r, struct sockaddr_in *out);
+/*
+ * A guest's TCP connection to the DNS address: a session that answers local
+ * names itself and relays other queries to the upstream over TCP.  Returns
+ * the flow's end of a connected stream socket pair (the session keeps the
+ * other), or -EBUSY over DNS_TCP_MAX / DNS_TCP_PER_GUEST, or -errno.
+ */
+int dns_tcp_open(struct router *r, const uint8_t *mac);
+void dns_tcp_event(struct router *r, uint32_t idx, uint16_t gen,
+		   uint32_t events);
+/* Close sessions idle too long (called about once a second). */
+void dns_tcp_tick(struct router *r, uint64_t now);
+/*
+ * Reassembly of length-prefixed DNS messages from a byte stream (RFC 1035
+ * 4.2.2), pure for fuzzing: feed n bytes of p into msg, which holds *have
+ * bytes of the message being read (its 2-byte length first).  Returns the
+ * bytes taken; *done when msg holds a whole message (2 + length bytes),
+ * then the caller handles it and sets *have = 0.  A length of 0 or above
+ * max gives -EMSGSIZE.
+ */
+int dns_tcp_take(uint8_t *msg, size_t *have, size_t max, const uint8_t *p,
+		 size_t n, bool *done);
 
 #endif

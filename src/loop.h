@@ -31,6 +31,8 @@ enum ref_kind {
 	REF_FLOW,	/* idx: flow slot; gen: router netdev << 16 | flow gen */
 	REF_HOSTFWD,	/* idx: forward slot; gen: router netdev */
 	REF_WATCH,	/* idx: pb->watch slot (an embedder's fd) */
+	REF_DNSTCP,	/* idx: DNS-over-TCP session slot, | 0x100 for its
+			 * upstream socket; gen: router netdev << 16 | gen */
 	REF_KIND_MAX,
 };
 

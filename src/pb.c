@@ -235,6 +235,9 @@ int pb_wait(pb_t *pb, int timeout_ms)
 		case REF_HOSTFWD:
 			router_hostfwd_event(pb, r.idx, r.gen, ev[i].events);
 			break;
+		case REF_DNSTCP:
+			router_dnstcp_event(pb, r.idx, r.gen, ev[i].events);
+			break;
 		case REF_WATCH:
 			if (r.idx < PB_WATCH_MAX && pb->watch[r.idx].fd >= 0 &&
 			    pb->watch[r.idx].gen == r.gen)

@@ -636,6 +636,15 @@ void router_flow_event(struct pb *pb, uint32_t idx, uint32_t gen,
 	router_flush(r);
 }
 
+void router_dnstcp_event(struct pb *pb, uint32_t idx, uint32_t gen,
+			 uint32_t events)
+{
+	struct router *r = router_get(pb, gen >> 16);
+
+	if (r)
+		dns_tcp_event(r, idx, (uint16_t)gen, events);
+}
+
 void router_kick_timer(struct router *r, uint64_t delay_ns)
 {
 	struct loop *l = &r->pb->loop;
@@ -720,6 +729,7 @@ static void router_tick(struct pb *pb, uint32_t nd)
 
 	if (trim) {
 		reasm_expire(r->reasm, now);
+		dns_tcp_tick(r, now);
 		hostfwd_wake(r);
 		r->next_slow = now + TICK_SLOW_NS;
 	}
@@ -1449,13 +1459,16 @@ void router_stats_json(struct pb *pb, uint32_t nd, void *file)
 
 	fprintf(f, "},\"dns\":{\"queries\":%llu,\"local\":%llu,\"forwarded\":%llu,"
 		   "\"answers\":%llu,\"malformed\":%llu,\"mismatched\":%llu,"
-		   "\"timeouts\":%llu,\"no_upstream\":%llu,\"upstreams\":%u}",
+		   "\"timeouts\":%llu,\"no_upstream\":%llu,\"upstreams\":%u,"
+		   "\"tcp_sessions\":%llu,\"tcp_limited\":%llu}",
 		(unsigned long long)ns->queries, (unsigned long long)ns->local,
 		(unsigned long long)ns->forwarded, (unsigned long long)ns->answers,
 		(unsigned long long)ns->malformed,
 		(unsigned long long)ns->mismatched,
 		(unsigned long long)ns->timeouts,
-		(unsigned long long)ns->no_upstream, r->dnscfg.nup);
+		(unsigned long long)ns->no_upstream, r->dnscfg.nup,
+		(unsigned long long)ns->tcp_sessions,
+		(unsigned long long)ns->tcp_limited);
 	const struct ip6_stats *s6 = &r->ip6.st;
 
 	fprintf(f, ",\"ipv6\":{\"enabled\":%s,\"rx\":%llu,\"malformed\":%llu,"

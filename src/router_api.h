@@ -15,6 +15,8 @@ void router_round_end(struct pb *pb);
 /* epoll events for REF_FLOW / REF_HOSTFWD references. */
 void router_flow_event(struct pb *pb, uint32_t idx, uint32_t gen,
 		       uint32_t events);
+void router_dnstcp_event(struct pb *pb, uint32_t idx, uint32_t gen,
+			 uint32_t events);
 void router_hostfwd_event(struct pb *pb, uint32_t idx, uint32_t gen,
 			  uint32_t events);
 /* Router counters as JSON members (",\"router\":{...}") for netdev nd. */

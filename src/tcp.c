@@ -875,11 +875,6 @@ static void tcp_open(struct router *r, const struct ip4_view *ip,
 		tcp_rst_reply(r, ip, s, s->payload.rem);
 		return;
 	}
-	if (dns && !dns_tcp_upstream(r, a)) {
-		rdrop(r, RD_NO_ROUTE);
-		tcp_rst_reply(r, ip, s, s->payload.rem);
-		return;
-	}
 	if (!g && !dns && ours) {
 		/* no TCP service on the router's other addresses */
 		rdrop(r, RD_NO_ROUTE);
@@ -927,6 +922,10 @@ static void tcp_open(struct router *r, const struct ip4_view *ip,
 	}
 	if (g) {
 		fd = fwd_guest_connect(r, g, &connected);
+	} else if (dns) {
+		/* a session of dns.c at the other end of a socket pair */
+		fd = dns_tcp_open(r, ip->src_mac);
+		connected = fd >= 0;
 	} else {
 		fd = router_socket_af(r, ss.ss_family, SOCK_STREAM, 0);
 		if (fd >= 0) {
@@ -955,7 +954,7 @@ static void tcp_open(struct router *r, const struct ip4_view *ip,
 		return;
 	}
 	f->fd = fd;
-	if (g)
+	if (g || dns)
 		f->tcp.peek_off = setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF,
 					     &(int){ 0 }, sizeof(int)) == 0;
 	else

@@ -428,6 +428,7 @@ static const struct sys_name allowed[] = {
 	SYS(sendto), SYS(recvfrom), SYS(sendmsg), SYS(recvmsg), SYS(sendmmsg),
 	SYS(recvmmsg), SYS(shutdown), SYS(getsockopt), SYS(setsockopt),
 	SYS(getsockname), SYS(getpeername),
+	SYS(socketpair),	/* DNS over TCP sessions (dns.c) */
 	SYS(epoll_create1), SYS(epoll_ctl), SYS(epoll_pwait), SYS(ppoll),
 	SYS(timerfd_create), SYS(timerfd_settime), SYS(timerfd_gettime),
 	SYS(eventfd2), SYS(pipe2), SYS(signalfd4),
@@ -498,7 +499,7 @@ static const struct sys_name notable[] = {
 	SYS(setresgid), SYS(setgroups), SYS(capset), SYS(prctl), SYS(bpf),
 	SYS(perf_event_open), SYS(process_vm_readv), SYS(process_vm_writev),
 	SYS(keyctl), SYS(add_key), SYS(request_key), SYS(personality),
-	SYS(chroot), SYS(chdir), SYS(fchdir), SYS(socketpair), SYS(memfd_create),
+	SYS(chroot), SYS(chdir), SYS(fchdir), SYS(memfd_create),
 	SYS(userfaultfd), SYS(io_uring_setup), SYS(pidfd_open), SYS(sigaltstack),
 	SYS(faccessat), SYS(readlinkat), SYS(sched_getaffinity), SYS(sysinfo),
 	SYS(getrusage), SYS(set_robust_list), SYS(rseq), SYS(fstatfs),

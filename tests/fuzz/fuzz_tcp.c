@@ -8,7 +8,8 @@
  * 10.0.2.15 / fec0::15), but without restrict=on, so that guest SYNs,
  * datagrams and pings really open host sockets.  Those sockets are fakes:
  * the harness is linked with --wrap for every socket call the library makes
- * (socket, connect, bind, listen, accept4, getsockopt, setsockopt, recv,
+ * (socket, socketpair, connect, bind, listen, accept4, getsockopt,
+ * setsockopt, recv,
  * recvmsg, recvmmsg, recvfrom, send, sendto, shutdown, close, epoll_ctl,
  * epoll_wait; Makefile: FUZZ_LDFLAGS_tcp), so no descriptor is opened and
  * no packet leaves the process.  A fake socket has the numbers FAKE_BASE
@@ -16,6 +17,10 @@
  * a send buffer of a size the input chooses, SO_PEEK_OFF semantics as the
  * kernel's, and readiness that pb_dispatch() sees through epoll_wait().
  * arc4random() is wrapped too, so that a run depends on its input alone.
+ * socketpair() fails (EMFILE): a guest's TCP connection to the DNS address,
+ * which would get a DNS-over-TCP session at the end of a socket pair, is
+ * refused like one over the session limit (the sessions' stream framing is
+ * fuzz_dns's; their behaviour, test_dns.py's).
  *
  * Input: byte 0 chooses the router's options (CONFIGS) and the host's
  * behaviour (SO_PEEK_OFF supported or not, connect() immediate or not);
@@ -285,6 +290,7 @@ int __real_epoll_wait(int, struct epoll_event *, int, int);
 uint32_t __real_arc4random(void);
 
 int __wrap_socket(int, int, int);
+int __wrap_socketpair(int, int, int, int *);
 int __wrap_connect(int, const struct sockaddr *, socklen_t);
 int __wrap_bind(int, const struct sockaddr *, socklen_t);
 int __wrap_listen(int, int);
@@ -341,6 +347,16 @@ int __wrap_socket(int family, int type, int proto)
 			s->keyed ? " (keyed)" : "", s->g_base);
 #endif
 	return fake_fd(s);
+}
+
+int __wrap_socketpair(int d, int type, int proto, int *sv)
+{
+	(void)d;
+	(void)type;
+	(void)proto;
+	(void)sv;
+	errno = EMFILE;
+	return -1;
 }
 
 int __wrap_connect(int fd, const struct sockaddr *a, socklen_t len)

@@ -592,8 +592,11 @@ def test_udp_and_tcp_through_dnsmasq(tmp_path):
             after = lab.router()
             assert after["tcp_opened"] - mid["tcp_opened"] == 3, \
                 (mid, after)
-            # not UDP queries of the router
-            assert after["dns"]["queries"] == mid["dns"]["queries"]
+            # the router's DNS-over-TCP sessions relayed them
+            d = delta(after["dns"], mid["dns"], "queries", "forwarded",
+                      "answers", "local", "tcp_sessions", "tcp_limited")
+            assert d == {"queries": 3, "forwarded": 3, "answers": 3,
+                         "local": 0, "tcp_sessions": 3, "tcp_limited": 0}, d
             # dnsmasq saw every query (3 over UDP, 3 over TCP)
             assert len(dm.seen()) == 6, dm.seen()
 
@@ -627,8 +630,11 @@ def test_large_answer_retried_over_tcp(tmp_path):
             after = lab.router()
             d = delta(after["dns"], before["dns"], "forwarded", "answers",
                       "mismatched")
-            # the UDP query, relayed with TC set; then one TCP connection
-            assert d == {"forwarded": 1, "answers": 1, "mismatched": 0}, d
+            # the UDP query, relayed with TC set; then the same query on
+            # one TCP connection, relayed by a DNS-over-TCP session
+            assert d == {"forwarded": 2, "answers": 2, "mismatched": 0}, d
+            assert after["dns"]["tcp_sessions"] - \
+                before["dns"]["tcp_sessions"] == 1, after["dns"]
             assert after["tcp_opened"] - before["tcp_opened"] == 1, after
             assert dm.seen() == [("TXT", "big.example.test")] * 2, dm.seen()
 
@@ -881,10 +887,6 @@ def test_host_name_and_local_zone(tmp_path):
             pb.ping(g, GW, count=1)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "patchbay bug: DNS over TCP is a plain TCP connection to the upstream "
-    "(tcp.c), so local names are not answered over TCP and names under "
-    "patchbay.internal leak upstream"))
 def test_local_names_over_tcp(tmp_path):
     """The same local names over TCP: answered by the router, not sent to
     the upstream."""
@@ -897,6 +899,138 @@ def test_local_names_over_tcp(tmp_path):
             assert r["status"] == "NXDOMAIN", r["out"]
             assert up.seen() == [], [(q["proto"], q["name"])
                                      for q in up.queries]
+
+def _tcp_dns(ns):
+    """A TCP connection from ns to the router's DNS address."""
+    c = pb.ns_socket(ns, socket.AF_INET, socket.SOCK_STREAM)
+    c.settimeout(pb.scaled(5))
+    c.connect((DNS, 53))
+    return c
+
+
+def _framed(m):
+    return struct.pack("!H", len(m)) + m
+
+
+def _read_answers(c, n):
+    """n length-prefixed messages from c, parsed."""
+    buf, out = b"", []
+    while len(out) < n:
+        while len(buf) < 2 or len(buf) < 2 + struct.unpack("!H", buf[:2])[0]:
+            d = c.recv(65536)
+            assert d, "closed after %d of %d answers" % (len(out), n)
+            buf += d
+        k = struct.unpack("!H", buf[:2])[0]
+        out.append(dns_parse(buf[2:2 + k]))
+        buf = buf[2 + k:]
+    assert buf == b"", buf
+    return out
+
+
+def _closed(c):
+    """True once the peer closed (EOF or reset)."""
+    try:
+        return c.recv(100) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_dns_tcp_session_pipelined_mixed(tmp_path):
+    """One TCP connection, queries written back to back and split across
+    segments at odd places: local names answered by the router, the rest
+    relayed to the upstream over one TCP connection; every answer whole,
+    with its query's ID; the upstream sees only its queries."""
+    with FakeUpstream(tcp=True, answer_for=lambda n: ["192.0.2.9"]) as up:
+        with DnsLab(tmp_path, "dns-upstream=" + up.addr) as lab:
+            g = lab.ns[0]
+            before = lab.router()["dns"]
+            qs = [(0x1111, "host.patchbay.internal"), (0x2222, "a.example"),
+                  (0x3333, "nope.patchbay.internal"), (0x4444, "b.example"),
+                  (0x5555, "host.patchbay.internal")]
+            stream = b"".join(_framed(dns_query(i, n)) for i, n in qs)
+            c = _tcp_dns(g)
+            # cut inside a length prefix and inside a message
+            for a, b in ((0, 1), (1, 30), (30, 31), (31, len(stream))):
+                c.sendall(stream[a:b])
+            got = {m["id"]: m for m in _read_answers(c, len(qs))}
+            assert sorted(got) == sorted(i for i, _ in qs), got
+            assert got[0x1111]["a"] == [GW] and got[0x5555]["a"] == [GW]
+            assert got[0x3333]["rcode"] == 3, got[0x3333]
+            assert got[0x2222]["a"] == ["192.0.2.9"], got[0x2222]
+            assert got[0x4444]["a"] == ["192.0.2.9"], got[0x4444]
+            c.close()
+            assert sorted(q["name"] for q in up.seen()) == \
+                ["a.example", "b.example"], up.queries
+            assert all(q["proto"] == "tcp" for q in up.seen()), up.queries
+            after = lab.router()["dns"]
+            d = delta(after, before, "queries", "local", "forwarded",
+                      "answers", "tcp_sessions", "malformed")
+            assert d == {"queries": 5, "local": 3, "forwarded": 2,
+                         "answers": 2, "tcp_sessions": 1,
+                         "malformed": 0}, d
+
+
+def test_dns_tcp_session_bad_input_and_limits(tmp_path):
+    """A zero length, a length over 4096, a response instead of a query and
+    garbage each end their session (counted malformed) and nothing reaches
+    the upstream; a dead upstream gives SERVFAIL while local names are still
+    answered; a guest gets at most 8 sessions at once (the ninth is reset
+    and counted); an idle session is closed after 10 seconds."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as dead:
+        dead.bind((LOOP, 0))        # bound, not listening: refused
+        dead_port = dead.getsockname()[1]
+        with DnsLab(tmp_path, "dns-upstream=%s:%d" % (LOOP, dead_port)) \
+                as lab:
+            g = lab.ns[0]
+            before = lab.router()["dns"]
+            bad = [b"\0\0",
+                   struct.pack("!H", 5000) + b"x" * 100,
+                   _framed(dns_query(7, "host.patchbay.internal",
+                                     flags=0x8180)),
+                   _framed(b"\xff" * 40)]
+            for raw in bad:
+                c = _tcp_dns(g)
+                c.sendall(raw)
+                pb.wait_until(lambda: _closed(c), 5, "session closed on %r"
+                              % raw[:8], interval=0.05)
+                c.close()
+            d = delta(lab.router()["dns"], before, "malformed",
+                      "forwarded")
+            assert d == {"malformed": 4, "forwarded": 0}, d
+
+            # dead upstream: SERVFAIL over TCP; local names still work
+            c = _tcp_dns(g)
+            c.sendall(_framed(dns_query(0x99, "x.example")) +
+                      _framed(dns_query(0x9a, "host.patchbay.internal")))
+            got = {m["id"]: m for m in _read_answers(c, 2)}
+            assert got[0x99]["rcode"] == 2, got
+            assert got[0x9a]["a"] == [GW], got
+            c.close()
+
+            # 8 sessions of one guest at once, then resets
+            conns = [_tcp_dns(g) for _ in range(8)]
+            lim0 = lab.router()["dns"]["tcp_limited"]
+            extra = pb.ns_socket(g, socket.AF_INET, socket.SOCK_STREAM)
+            extra.settimeout(pb.scaled(5))
+            with pytest.raises(ConnectionRefusedError):
+                extra.connect((DNS, 53))
+            extra.close()
+            assert lab.router()["dns"]["tcp_limited"] == lim0 + 1
+            # each of the 8 still answers
+            for k, c in enumerate(conns):
+                c.sendall(_framed(dns_query(k, "host.patchbay.internal")))
+                assert _read_answers(c, 1)[0]["id"] == k
+            for c in conns[1:]:
+                c.close()
+            # the one left idle is closed by the router
+            t0 = time.monotonic()
+            conns[0].settimeout(pb.scaled(20))
+            assert _closed(conns[0])
+            idle = time.monotonic() - t0
+            conns[0].close()
+            print("idle DNS-over-TCP session closed after %.1fs" % idle)
+            assert 5 <= idle <= 15, idle
+            lab.daemon.assert_alive()
 
 
 # --------------------------------------------------------------------------
