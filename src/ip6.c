@@ -321,6 +321,58 @@ static uint16_t icmp6_csum(const struct in6_addr *src,
 }
 
 /* Frame with payload (len bytes at ETH_HDR + IP6_HDR) to mac. */
+/*
+ * Send the datagram in frame (Ethernet and IPv6 headers filled in, len
+ * bytes of payload) as fragments that fit the MTU (RFC 8200 4.5): as its
+ * source, the router may; a host's datagram for a guest would otherwise
+ * be lost.  Every fragment but the last carries a multiple of 8 bytes; the
+ * later ones go first, in frames of their own, then the first, moved up in
+ * frame behind the fragment header.
+ */
+static void ip6_fragment_out(struct router *r, uint8_t *frame, size_t len)
+{
+	size_t chunk = ((size_t)r->mtu - IP6_HDR - 8) & ~(size_t)7;
+	uint8_t *h = frame + ETH_HDR;
+	uint8_t *payload = h + IP6_HDR;
+	uint8_t nh = h[6];
+	uint32_t id = r->ip6.frag_id++;
+	uint8_t fh[8];
+
+	fh[0] = nh;
+	fh[1] = 0;
+	fh[4] = (uint8_t)(id >> 24);
+	fh[5] = (uint8_t)(id >> 16);
+	fh[6] = (uint8_t)(id >> 8);
+	fh[7] = (uint8_t)id;
+	h[6] = 44;
+	for (size_t off = chunk; off < len; off += chunk) {
+		size_t n = MIN(chunk, len - off);
+		uint16_t w = (uint16_t)(off | (off + n < len ? 1 : 0));
+		uint8_t *f = router_alloc(r);
+
+		if (!f)
+			return;	/* counted (arena) */
+		memcpy(f, frame, ETH_HDR + IP6_HDR);
+		f[ETH_HDR + 4] = (uint8_t)((8 + n) >> 8);
+		f[ETH_HDR + 5] = (uint8_t)(8 + n);
+		fh[2] = (uint8_t)(w >> 8);
+		fh[3] = (uint8_t)w;
+		memcpy(f + ETH_HDR + IP6_HDR, fh, 8);
+		memcpy(f + ETH_HDR + IP6_HDR + 8, payload + off, n);
+		r->st.frames_out++;
+		router_emit_frame(r, f, ETH_HDR + IP6_HDR + 8 + n);
+	}
+	memmove(payload + 8, payload, chunk);
+	fh[2] = 0;
+	fh[3] = 1;	/* offset 0, more */
+	memcpy(payload, fh, 8);
+	h[4] = (uint8_t)((8 + chunk) >> 8);
+	h[5] = (uint8_t)(8 + chunk);
+	r->ip6.st.fragmented++;
+	r->st.frames_out++;
+	router_emit_frame(r, frame, ETH_HDR + IP6_HDR + 8 + chunk);
+}
+
 static void ip6_emit(struct router *r, uint8_t *frame, uint8_t nh,
 		     uint8_t hlim, const struct in6_addr *src,
 		     const struct in6_addr *dst, size_t len, const uint8_t *mac)
@@ -339,6 +391,10 @@ static void ip6_emit(struct router *r, uint8_t *frame, uint8_t nh,
 	h[7] = hlim;
 	memcpy(h + 8, src, 16);
 	memcpy(h + 24, dst, 16);
+	if (IP6_HDR + len > r->mtu && !(r->tx_meta && r->tx_meta->gso_type)) {
+		ip6_fragment_out(r, frame, len);
+		return;
+	}
 	r->st.frames_out++;
 	router_emit_frame(r, frame, ETH_HDR + IP6_HDR + len);
 }
@@ -592,8 +648,8 @@ static void icmp6_input(struct router *r, const struct ip6_view *ip)
 	case ICMP6_ECHO_REQUEST: {
 		uint8_t *f;
 
-		if (!ours(s, &ip->dst) || c.rem < 8 ||
-		    c.rem > (size_t)r->mtu - IP6_HDR) {
+		/* (a reply over the MTU goes out in fragments) */
+		if (!ours(s, &ip->dst) || c.rem < 8) {
 			s->st.other++;
 			return;
 		}
@@ -1066,5 +1122,6 @@ int ip6_configure(struct router *r, const struct opts *o, char *err,
 	s->ll.s6_addr[14] = r->mac[4];
 	s->ll.s6_addr[15] = r->mac[5];
 	s->next_ra = 0;		/* advertise at once */
+	s->frag_id = arc4random();
 	return 0;
 }

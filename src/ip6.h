@@ -25,7 +25,7 @@ struct neigh6 {
 struct ip6_stats {
 	uint64_t rx, malformed, ext_dropped, param_problem, no_route, echo,
 		rs, ra_sent, ra_limited, ns, na_sent, na, nd_invalid, mld,
-		other, fragments, reassembled;
+		other, fragments, reassembled, fragmented;
 };
 
 struct ip6_state {
@@ -36,6 +36,8 @@ struct ip6_state {
 	uint64_t next_ra;	/* periodic advertisement */
 	uint64_t last_ra;	/* rate limit for solicited ones */
 	unsigned initial_ras;
+	uint32_t frag_id;	/* identification of the next datagram we
+				 * fragment */
 	struct ip6_stats st;
 };
 

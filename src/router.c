@@ -1476,7 +1476,7 @@ void router_stats_json(struct pb *pb, uint32_t nd, void *file)
 		   "\"echo\":%llu,\"rs\":%llu,\"ra_sent\":%llu,\"ra_limited\":%llu,"
 		   "\"ns\":%llu,\"na_sent\":%llu,\"na\":%llu,\"nd_invalid\":%llu,"
 		   "\"mld\":%llu,\"other\":%llu,\"fragments\":%llu,"
-		   "\"reassembled\":%llu}",
+		   "\"reassembled\":%llu,\"fragmented\":%llu}",
 		r->ip6.enabled ? "true" : "false", (unsigned long long)s6->rx,
 		(unsigned long long)s6->malformed,
 		(unsigned long long)s6->ext_dropped,
@@ -1488,7 +1488,8 @@ void router_stats_json(struct pb *pb, uint32_t nd, void *file)
 		(unsigned long long)s6->nd_invalid, (unsigned long long)s6->mld,
 		(unsigned long long)s6->other,
 		(unsigned long long)s6->fragments,
-		(unsigned long long)s6->reassembled);
+		(unsigned long long)s6->reassembled,
+		(unsigned long long)s6->fragmented);
 	tftp_stats_json(r, f);
 	smb_stats_json(r, f);
 	fputc('}', f);

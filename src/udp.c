@@ -7,8 +7,9 @@
  * filters replies for us and reports ICMP errors on it (IP_RECVERR), which
  * become ICMP errors to the guest.  Datagrams up to 65507 bytes pass both
  * ways: guests' fragments are reassembled before we get here, and what we
- * send a guest is fragmented to its MTU by router_send_ip4().  The guest's
- * TTL (less one hop) is applied to the host socket, so traceroute works.
+ * send a guest is fragmented to its MTU by router_send_ip4() (IPv6: by
+ * ip6.c).  The guest's TTL (less one hop) is applied to the host socket,
+ * so traceroute works.
  *
  * UDP forwards (hostfwd=udp:...) share their listening socket: each host
  * client is a flow whose replies go out with sendto().  Flows end after
@@ -79,11 +80,6 @@ void udp_send_flow(struct router *r, const struct flow_key *k, uint8_t *frame,
 	if (!k->v6) {
 		udp_send_to_guest(r, frame, k->rip, k->rport, k->gip, k->gport,
 				  len);
-		return;
-	}
-	if (IP6_HDR + (size_t)ulen > r->mtu) {
-		/* we do not fragment IPv6: the guest's link cannot carry it */
-		rdrop(r, RD_TOO_BIG);
 		return;
 	}
 	udp_fill(frame + flow_l4off(k), k->rport, k->gport, ulen,

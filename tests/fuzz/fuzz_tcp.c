@@ -47,7 +47,8 @@
  *   CMODE    how later connect() calls answer
  *
  * Checked on every frame the router emits: well-formed Ethernet / ARP /
- * IPv4 / IPv6 with valid checksums, no larger than MTU + 14; for TCP on a
+ * IPv4 / IPv6 with valid checksums (IPv6 fragments: of the datagram they
+ * make up), no larger than MTU + 14; for TCP on a
  * connection whose host socket is alive: a SYN-ACK acknowledges the
  * guest's SYN; data carries exactly the bytes the host delivered at that
  * offset and never beyond what it delivered; a FIN only after the host
@@ -905,6 +906,53 @@ static void check_tcp(bool v6, const uint8_t *rip, const uint8_t *t,
 	}
 }
 
+/* The IPv6 datagram whose fragments are coming (the router emits all of
+ * one datagram's in a row): made whole here, its checksum checked then. */
+static struct {
+	bool on;
+	uint32_t id, total, have;
+	uint8_t nh;
+	uint8_t addrs[32];
+	uint8_t buf[65536];
+} fr6;
+
+static void check_frag6(const uint8_t *ip, const uint8_t *l4, size_t l4len)
+{
+	uint16_t w;
+	uint32_t id, off, n;
+	bool more;
+
+	CHECK(l4len > 8);
+	w = get16(l4 + 2);
+	id = get32(l4 + 4);
+	off = w & ~7u;
+	more = w & 1;
+	n = (uint32_t)(l4len - 8);
+	CHECK(!more || n % 8 == 0);
+	CHECK(off + n <= 65535);
+	CHECK(l4[0] == 17 || l4[0] == 58);
+	if (!fr6.on || fr6.id != id ||
+	    memcmp(fr6.addrs, ip + 8, 32)) {
+		/* (one cut short by a full arena is left behind) */
+		fr6.on = true;
+		fr6.id = id;
+		fr6.total = fr6.have = 0;
+		memcpy(fr6.addrs, ip + 8, 32);
+	}
+	memcpy(fr6.buf + off, l4 + 8, n);
+	fr6.have += n;
+	if (!more)
+		fr6.total = off + n;
+	if (off == 0)
+		fr6.nh = l4[0];
+	if (fr6.total && fr6.have == fr6.total) {
+		uint32_t ph = sum16(fr6.addrs, 32, 0) + fr6.nh + fr6.total;
+
+		CHECK(fold(sum16(fr6.buf, fr6.total, ph)) == 0xffff);
+		fr6.on = false;
+	}
+}
+
 static void fz_rx(void *opaque, const void *frame, size_t len)
 {
 	const uint8_t *f = frame, *ip, *l4;
@@ -928,6 +976,10 @@ static void fz_rx(void *opaque, const void *frame, size_t len)
 		l4len = get16(ip + 4);
 		CHECK(14 + 40 + l4len <= len);
 		l4 = ip + 40;
+		if (ip[6] == 44) {
+			check_frag6(ip, l4, l4len);
+			return;
+		}
 		ph = sum16(ip + 8, 32, 0) + ip[6] + (uint32_t)l4len;
 		CHECK(fold(sum16(l4, l4len, ph)) == 0xffff);
 		if (ip[6] == 6) {

@@ -16,8 +16,10 @@ Guests are Linux network namespaces behind TAP ports on the default switch
         address; curl http://[fec0::2]:P/ to a server on the host's [::1]
         (sha256); refused TCP; UDP echo via fec0::2; ICMPv6 port
         unreachable (ECONNREFUSED) for a closed UDP port
-  test_udp_fragments_reassembled    UDP datagrams of up to 65527 bytes
-        from a guest, fragmented by its kernel, reach [::1] whole
+  test_udp_and_ping_fragments_both_ways
+        UDP datagrams of up to 65507 bytes between a guest and [::1],
+        and large pings: fragmented (by the guest's kernel, by the router)
+        and made whole at the other end
   test_hostfwd_to_ipv6_guest        hostfwd from [::1] and 127.0.0.1 to a
         server in an IPv6 guest (TCP, UDP), and from [::1] to an IPv4 guest
   test_dns_over_ipv6                dig -6 @fec0::3 (UDP and +tcp) with a
@@ -160,8 +162,7 @@ class Http6Server:
 
 
 class UdpEcho6:
-    """A UDP echo server on [::1] (thread): answers b"echo:" + data, or
-    b"echo:" + sha256(data) for data over 1400 bytes."""
+    """A UDP echo server on [::1] (thread): answers b"echo:" + data."""
 
     def __init__(self):
         self.s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
@@ -181,8 +182,6 @@ class UdpEcho6:
             except OSError:
                 return
             self.seen.append(src[0])
-            if len(data) > 1400:        # too big to come back whole
-                data = hashlib.sha256(data).digest()
             self.s.sendto(b"echo:" + data, src)
 
     def __enter__(self):
@@ -731,37 +730,43 @@ def test_ping_curl_refused_udp(tmp_path):
         assert r["ipv6"]["malformed"] == 0, r["ipv6"]
 
 
-def test_udp_fragments_reassembled(tmp_path):
-    """Datagrams larger than the MTU from a guest over IPv6 (its kernel
-    fragments them) reach a UDP server on the host's [::1] whole, up to
-    the largest UDP payload; the answers come back; the router counts the
-    fragments and the reassembled datagrams and holds nothing afterwards."""
+def test_udp_and_ping_fragments_both_ways(tmp_path):
+    """Datagrams larger than the MTU both ways over IPv6: a guest's (its
+    kernel fragments them) reach a UDP server on the host's [::1] whole, up
+    to the largest UDP payload, and the server's echoes of them come back
+    fragmented by the router and whole; large pings to fec0::2 are
+    answered.  The router counts fragments, reassembled and fragmented
+    datagrams, and holds nothing afterwards."""
+    pb.require_tools("ping")
     with V6Lab(tmp_path, 1) as lab, UdpEcho6() as echo:
         before = lab.daemon.stats()
         g = lab.sock(0, socket.SOCK_DGRAM)
         g.settimeout(pb.scaled(5))
-        # echo replies bigger than the MTU are not sent (the router does
-        # not fragment IPv6): the server's answers stay small
-        sizes = (1453, 3000, 20000, 65527)
+        sizes = (1453, 3000, 20000, 65502)      # 65502 + "echo:" = max
         for size in sizes:
             data = gen_data(size, size)
             g.sendto(data, (HOST6, echo.port))
-            want = b"echo:" + hashlib.sha256(data).digest()
             back, frm = g.recvfrom(70000)
             assert frm[0] == HOST6 and frm[1] == echo.port, frm
-            assert back == want, (size, len(back))
+            assert back == b"echo:" + data, (size, len(back))
         g.close()
+        out = pb.ns_exec(lab.ns[0], ["ping", "-c", "2", "-s", "6000", "-w",
+                                     "10", HOST6], timeout=20).stdout
+        assert " 0% packet loss" in out, out
         after = lab.daemon.stats()
-        v6 = lab.ipv6(after)
-        d = _delta(v6, lab.ipv6(before), "reassembled")
-        frags = _delta(v6, lab.ipv6(before), "fragments")
-        print("IPv6 UDP: %d datagrams reassembled from %d fragments"
-              % (d, frags))
-        assert d == len(sizes), v6
+        v6, v6b = lab.ipv6(after), lab.ipv6(before)
+        d = _delta(v6, v6b, "reassembled")
+        frags = _delta(v6, v6b, "fragments")
+        out_frag = _delta(v6, v6b, "fragmented")
+        print("IPv6: %d datagrams reassembled from %d fragments, %d sent "
+              "fragmented" % (d, frags, out_frag))
+        assert d == len(sizes) + 2, v6
+        assert out_frag == len(sizes) + 2, v6
         assert frags >= sum(-(-n // 1448) for n in sizes), v6
         ra = lab.router(after)["reassembly"]
         assert ra["pending"] == 0 and ra["malformed"] == 0 and \
             ra["overlaps"] == 0, ra
+        assert lab.router(after)["drops"]["too_big"] == 0
 
 
 # --------------------------------------------------------------------------
