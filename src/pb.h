@@ -83,6 +83,8 @@ struct port_ops {
 	void (*flush)(struct pb *pb, struct port *p);
 	/* release backend state; the fd is closed by the caller */
 	void (*close)(struct pb *pb, struct port *p);
+	/* optional: the link went up or down (a TAP shows it as carrier) */
+	void (*set_link)(struct pb *pb, struct port *p, bool up);
 };
 
 /*

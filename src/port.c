@@ -243,6 +243,8 @@ int pb_port_set_link(pb_t *pb, const char *name, int up)
 			log_info(&pb->log, "port %s: link %s", p->name,
 				 up ? "up" : "down");
 		p->link_down = !up;
+		if (p->ops->set_link)
+			p->ops->set_link(pb, p, up);
 		return 0;
 	}
 	if (netdev_find(pb, name) >= 0)

@@ -219,11 +219,23 @@ static void tap_close(struct pb *pb, struct port *p)
 		tap_run_script(pb, tp->downscript, tp->ifname);
 }
 
+/* The interface's carrier follows the port's link (TUNSETCARRIER, Linux
+ * 4.19+): a guest behind the TAP sees its cable unplugged. */
+static void tap_set_link(struct pb *pb, struct port *p, bool up)
+{
+	int on = up;
+
+	if (ioctl(p->fd, TUNSETCARRIER, &on) < 0)
+		log_info(&pb->log, "port %s: carrier not changed: %s", p->name,
+			 strerror(errno));
+}
+
 static const struct port_ops tap_port_ops = {
 	.type = "tap",
 	.event = tap_event,
 	.flush = tap_flush,
 	.close = tap_close,
+	.set_link = tap_set_link,
 };
 
 static const struct netdev_ops tap_nd_ops = {

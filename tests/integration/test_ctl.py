@@ -575,20 +575,39 @@ def test_capture_mid_transfer(tmp_path):
 # Link state
 
 
+def _carrier(ns, ifname):
+    """The interface's flags in ns: (NO-CARRIER shown, LOWER_UP shown)."""
+    info = json.loads(pb.ns_exec(ns, ["ip", "-j", "link", "show", "dev",
+                                      ifname]).stdout)[0]
+    return "NO-CARRIER" in info["flags"], "LOWER_UP" in info["flags"]
+
+
 def test_link_down_and_up(tmp_path):
-    with CtlLab(tmp_path) as lab, lab.ctl() as c:
+    """A port's link down: frames to and from it are dropped and counted,
+    and a TAP's interface loses its carrier (the guest sees its cable
+    unplugged); up again: carrier back, traffic flows."""
+    with CtlLab(tmp_path, n=2) as lab, lab.ctl() as c:
         pb.ping(lab.ns[0], GW, count=2)
+        assert _carrier(lab.ns[0], lab.ifname[0]) == (False, True)
         c.ok("link", port="t1", up=False)
         p = port_of(c, "t1")
         assert p["link"] == "down"
+        pb.wait_until(lambda: _carrier(lab.ns[0], lab.ifname[0]) ==
+                      (True, False), 5, "t1's interface without carrier")
         r = pb.ping(lab.ns[0], GW, count=2, timeout=3, check=False)
         assert r.returncode != 0
+        # traffic toward it (from the other guest) is dropped and counted
+        r = pb.ping(lab.ns[1], lab.ip[0], count=2, timeout=3, check=False)
+        assert r.returncode != 0
         p = port_of(c, "t1")
-        assert p["drops"]["link_down"] >= 2
+        assert p["drops"]["link_down"] >= 1, p
         assert "link_down=" in ctl_cli(lab.ctl_path, "ports").stdout
         ctl_cli(lab.ctl_path, "link", "t1", "up")
         assert port_of(c, "t1")["link"] == "up"
+        pb.wait_until(lambda: _carrier(lab.ns[0], lab.ifname[0]) ==
+                      (False, True), 5, "t1's carrier back")
         pb.ping(lab.ns[0], GW, count=2)
+        pb.ping(lab.ns[1], lab.ip[0], count=2)
         c.error("link", "ENOENT", port="nope", up=True)
         c.error("link", "EINVAL", port="t1", up="yes")
         c.error("link", "EINVAL", port="t1")
