@@ -64,7 +64,10 @@
 #define QUERY_MAX 4096
 #define DNS_MSG_MAX 65535
 #define DNS_TCP_IDLE_NS (10 * NS_PER_SEC)
-#define DNS_TCP_UP 0x100u	/* ref idx bit: the session's upstream socket */
+#define DNS_TCP_UP 0x100u	/* ref idx bit: the session's upstream socket,
+				 * whose generation is in the bits above */
+#define DNS_TCP_UGEN_SHIFT 9
+#define DNS_TCP_UGEN_MASK 0x7fffu
 
 static void dns_tcp_close(struct router *r, unsigned slot);
 
@@ -590,16 +593,20 @@ struct dns_tcp {
 	uint16_t gen;
 	uint8_t mac[6];		/* the guest's */
 	bool up_ready;		/* ufd connected */
-	bool up_hup;		/* ufd hung up with answers owed: out of
-				 * epoll (a hang-up cannot be masked), read
-				 * as the guest's output drains */
+	bool up_hup;		/* ufd hung up: out of epoll (a hang-up
+				 * cannot be masked), read to its end as the
+				 * guest's output drains */
+	bool doomed;		/* answers owed were lost with the upstream:
+				 * the guest's connection ends once what we
+				 * have is sent, and its resolver retries */
+	uint16_t ugen;		/* of the current upstream socket */
 	bool retried;		/* the query upstream met a closed connection
 				 * once and went on a new one */
 	bool a_done;		/* a[] holds a whole answer not yet queued */
 	bool g_eof;		/* the guest sends no more */
 	uint32_t gev, uev;	/* epoll events requested on gfd, ufd */
 	unsigned outstanding;	/* queries upstream not answered yet */
-	uint64_t last;		/* when something last moved (ns) */
+	uint64_t last;		/* last whole query, answer or flush (ns) */
 	size_t inoff, inlen;	/* staged guest bytes in in[] */
 	size_t qhave;		/* of the query in q[] */
 	size_t uqlen, uqsent;	/* the framed query in q[] going upstream */
@@ -611,11 +618,15 @@ struct dns_tcp {
 	uint8_t o[2 + DNS_MSG_MAX + 2 + QUERY_MAX + 16];
 };
 
-static union ref dns_tcp_ref(const struct router *r, unsigned slot, bool up,
-			     uint16_t gen)
+static union ref dns_tcp_ref(const struct router *r, unsigned slot,
+			     const struct dns_tcp *s, bool up)
 {
-	return ref_make(REF_DNSTCP, slot | (up ? DNS_TCP_UP : 0),
-			(uint32_t)r->nd << 16 | gen);
+	uint32_t idx = slot;
+
+	if (up)
+		idx |= DNS_TCP_UP | (s->ugen & DNS_TCP_UGEN_MASK)
+					    << DNS_TCP_UGEN_SHIFT;
+	return ref_make(REF_DNSTCP, idx, (uint32_t)r->nd << 16 | s->gen);
 }
 
 static void dns_tcp_close(struct router *r, unsigned slot)
@@ -667,7 +678,7 @@ int dns_tcp_open(struct router *r, const uint8_t *mac)
 	s->gev = EPOLLIN;
 	s->last = pb_now(r->pb);
 	if (loop_add(&r->pb->loop, s->gfd, s->gev,
-		     dns_tcp_ref(r, slot, false, s->gen)) < 0) {
+		     dns_tcp_ref(r, slot, s, false)) < 0) {
 		int e = -errno;
 
 		close(sv[0]);
@@ -724,8 +735,9 @@ static bool dns_tcp_connect(struct router *r, unsigned slot,
 		return false;
 	}
 	s->uev = EPOLLOUT;
+	s->ugen++;	/* events of an earlier socket are not this one's */
 	if (loop_add(&r->pb->loop, fd, s->uev,
-		     dns_tcp_ref(r, slot, true, s->gen)) < 0) {
+		     dns_tcp_ref(r, slot, s, true)) < 0) {
 		close(fd);
 		return false;
 	}
@@ -764,6 +776,29 @@ static void dns_tcp_servfail(struct dns_tcp *s)
 	s->uqlen = s->uqsent = 0;
 }
 
+/* The upstream connection failed or closed.  Answers it owed are lost:
+ * the guest's connection ends (doomed) once our output is sent, the signal
+ * RFC 7766 gives a client to retry.  Otherwise a query waiting to go out
+ * gets one new connection, else SERVFAIL. */
+static void dns_tcp_up_lost(struct router *r, unsigned slot,
+			    struct dns_tcp *s)
+{
+	bool owed = s->outstanding || s->uqsent;
+
+	dns_tcp_up_close(s);
+	if (owed) {
+		s->doomed = true;
+		s->uqlen = s->uqsent = 0;
+		return;
+	}
+	if (!s->uqlen)
+		return;	/* an idle connection: a new one when needed */
+	if (!s->retried && dns_tcp_connect(r, slot, s))
+		s->retried = true;
+	else
+		dns_tcp_servfail(s);
+}
+
 /* A whole query in s->q: answer it, or make it the one going upstream.
  * false: the session must end (a malformed message). */
 static bool dns_tcp_query(struct router *r, unsigned slot, struct dns_tcp *s)
@@ -777,6 +812,7 @@ static bool dns_tcp_query(struct router *r, unsigned slot, struct dns_tcp *s)
 	int local;
 
 	d->st.queries++;
+	s->last = pb_now(r->pb);
 	if (dns_parse_query(p, len, &q) < 0 || (q.flags & 0x8000)) {
 		d->st.malformed++;
 		return false;
@@ -825,8 +861,12 @@ static bool dns_tcp_run(struct router *r, unsigned slot, struct dns_tcp *s)
 			if (n > 0) {
 				s->osent += (size_t)n;
 				moved = true;
+				if (s->osent == s->olen)
+					s->last = pb_now(r->pb);
 			}
 		}
+		if (s->doomed)
+			return s->osent < s->olen;
 		/* the query on its way upstream */
 		if (s->uqsent < s->uqlen && s->up_ready) {
 			ssize_t n = send(s->ufd, s->q + s->uqsent,
@@ -834,14 +874,7 @@ static bool dns_tcp_run(struct router *r, unsigned slot, struct dns_tcp *s)
 					 MSG_DONTWAIT | MSG_NOSIGNAL);
 
 			if (n < 0 && errno != EAGAIN) {
-				/* an upstream that closed an idle connection:
-				 * once more on a new one, else SERVFAIL */
-				bool again = !s->uqsent && !s->retried;
-
-				dns_tcp_up_close(s);
-				s->retried = true;
-				if (!again || !dns_tcp_connect(r, slot, s))
-					dns_tcp_servfail(s);
+				dns_tcp_up_lost(r, slot, s);
 				moved = true;
 			} else if (n > 0) {
 				s->uqsent += (size_t)n;
@@ -858,10 +891,15 @@ static bool dns_tcp_run(struct router *r, unsigned slot, struct dns_tcp *s)
 			r->dnscfg.st.answers++;
 			s->a_done = false;
 			s->ahave = 0;
-			s->outstanding--;
+			/* (a zone transfer answers one query with several) */
+			if (s->outstanding)
+				s->outstanding--;
+			s->last = pb_now(r->pb);
 			moved = true;
 		}
-		if (s->up_ready && s->outstanding && !s->a_done) {
+		/* read whenever connected: an idle upstream's close shows as
+		 * the end of its stream */
+		if (s->up_ready && !s->a_done) {
 			size_t want = s->ahave < 2 ? 2 - s->ahave
 				      : 2 + (size_t)(s->a[0] << 8 | s->a[1]) -
 						s->ahave;
@@ -869,14 +907,13 @@ static bool dns_tcp_run(struct router *r, unsigned slot, struct dns_tcp *s)
 					 MSG_DONTWAIT);
 
 			if (n == 0 || (n < 0 && errno != EAGAIN)) {
-				/* what it owed is lost: the guest asks again */
-				dns_tcp_up_close(s);
+				dns_tcp_up_lost(r, slot, s);
 				moved = true;
 			} else if (n > 0) {
 				s->ahave += (size_t)n;
 				moved = true;
 				if (s->ahave >= 2 && !(s->a[0] | s->a[1]))
-					dns_tcp_up_close(s);	/* no answer */
+					dns_tcp_up_lost(r, slot, s);
 				else if (s->ahave >= 2 &&
 					 s->ahave == 2 + (size_t)(s->a[0] << 8 |
 								  s->a[1]))
@@ -885,7 +922,8 @@ static bool dns_tcp_run(struct router *r, unsigned slot, struct dns_tcp *s)
 		}
 		/* the guest's queries: one whole at a time, while nothing waits
 		 * to go upstream and an answer of ours would fit */
-		while (!s->uqlen && dns_tcp_room(s, QUERY_MAX + 16)) {
+		while (!s->doomed && !s->uqlen &&
+		       dns_tcp_room(s, QUERY_MAX + 16)) {
 			bool done;
 			int took;
 
@@ -932,24 +970,24 @@ static void dns_tcp_arm(struct router *r, unsigned slot, struct dns_tcp *s)
 	/* (level-triggered: ask only for what can be acted on now) */
 	if (s->osent < s->olen)
 		gev |= EPOLLOUT;
-	if (!s->g_eof && s->inoff == s->inlen && !s->uqlen &&
+	if (!s->g_eof && !s->doomed && s->inoff == s->inlen && !s->uqlen &&
 	    dns_tcp_room(s, QUERY_MAX + 16))
 		gev |= EPOLLIN;
 	if (s->ufd >= 0) {
 		if (!s->up_ready || s->uqsent < s->uqlen)
 			uev |= EPOLLOUT;
-		if (s->up_ready && s->outstanding && !s->a_done)
+		if (s->up_ready && !s->a_done)
 			uev |= EPOLLIN;
 	}
 	if (gev != s->gev) {
 		s->gev = gev;
 		loop_mod(&r->pb->loop, s->gfd, gev,
-			 dns_tcp_ref(r, slot, false, s->gen));
+			 dns_tcp_ref(r, slot, s, false));
 	}
 	if (s->ufd >= 0 && !s->up_hup && uev != s->uev) {
 		s->uev = uev;
 		loop_mod(&r->pb->loop, s->ufd, uev,
-			 dns_tcp_ref(r, slot, true, s->gen));
+			 dns_tcp_ref(r, slot, s, true));
 	}
 }
 
@@ -961,12 +999,16 @@ void dns_tcp_event(struct router *r, uint32_t idx, uint16_t gen,
 
 	if (!s || s->gen != gen)
 		return;
+	if ((idx & DNS_TCP_UP) &&
+	    (s->ufd < 0 || s->up_hup ||
+	     idx >> DNS_TCP_UGEN_SHIFT != (s->ugen & DNS_TCP_UGEN_MASK)))
+		return;	/* of an upstream socket closed since */
 	if (!(idx & DNS_TCP_UP) && (events & (EPOLLHUP | EPOLLERR))) {
 		/* the flow is gone: nobody left to answer */
 		dns_tcp_close(r, slot);
 		return;
 	}
-	if ((idx & DNS_TCP_UP) && s->ufd >= 0 && !s->up_ready) {
+	if ((idx & DNS_TCP_UP) && !s->up_ready) {
 		int err = 0;
 		socklen_t len = sizeof(err);
 
@@ -975,19 +1017,15 @@ void dns_tcp_event(struct router *r, uint32_t idx, uint16_t gen,
 			/* the query waiting for it gets SERVFAIL */
 			dns_tcp_up_close(s);
 			dns_tcp_servfail(s);
-		} else {
+		} else if (events & EPOLLOUT) {
 			s->up_ready = true;
+			s->last = pb_now(r->pb);
 		}
-	} else if ((idx & DNS_TCP_UP) && s->ufd >= 0 &&
-		   (events & (EPOLLHUP | EPOLLERR))) {
-		if (!s->outstanding) {
-			dns_tcp_up_close(s);	/* idle: reopen on use */
-		} else {
-			loop_del(&r->pb->loop, s->ufd);
-			s->up_hup = true;
-		}
+	} else if ((idx & DNS_TCP_UP) && (events & (EPOLLHUP | EPOLLERR))) {
+		/* out of epoll; what it sent before is still read */
+		loop_del(&r->pb->loop, s->ufd);
+		s->up_hup = true;
 	}
-	s->last = pb_now(r->pb);
 	if (!dns_tcp_run(r, slot, s)) {
 		dns_tcp_close(r, slot);
 		return;

@@ -28,6 +28,38 @@ void fdb_fini(struct fdb *f)
 {
 	free(f->slot);
 	f->slot = NULL;
+	free(f->per_port);
+	f->per_port = NULL;
+}
+
+int fdb_set_port_limit(struct fdb *f, uint32_t nports, uint32_t port_max)
+{
+	if (nports == 0 || port_max == 0 || port_max > f->max || f->count)
+		return -EINVAL;
+	free(f->per_port);
+	f->per_port = calloc(nports, sizeof(*f->per_port));
+	if (!f->per_port)
+		return -ENOMEM;
+	f->nports = nports;
+	f->port_max = port_max;
+	return 0;
+}
+
+/* Whether port may hold one more entry; charge it if so. */
+static bool port_take(struct fdb *f, uint32_t port)
+{
+	if (!f->per_port || port >= f->nports)
+		return true;
+	if (f->per_port[port] >= f->port_max)
+		return false;
+	f->per_port[port]++;
+	return true;
+}
+
+static void port_put(struct fdb *f, uint32_t port)
+{
+	if (f->per_port && port < f->nports && f->per_port[port])
+		f->per_port[port]--;
 }
 
 static uint32_t fdb_hash(const uint8_t *mac)
@@ -61,6 +93,8 @@ static bool fdb_expired(const struct fdb *f, const struct fdb_entry *e,
 	return f->ageing_ns && now > e->seen && now - e->seen > f->ageing_ns;
 }
 
+static void fdb_remove_at(struct fdb *f, uint32_t i);
+
 int fdb_learn(struct fdb *f, const uint8_t *mac, uint32_t port, uint32_t gen,
 	      uint64_t now)
 {
@@ -70,6 +104,16 @@ int fdb_learn(struct fdb *f, const uint8_t *mac, uint32_t port, uint32_t gen,
 	if (e) {
 		int moved = e->port != port || e->gen != gen;
 
+		if (e->port != port) {
+			if (!port_take(f, port)) {
+				/* no longer where it was: forget it (which
+				 * gives its old port's share back) */
+				fdb_remove_at(f, (uint32_t)(e - f->slot));
+				f->port_full++;
+				return -EDQUOT;
+			}
+			port_put(f, e->port);
+		}
 		e->port = port;
 		e->gen = gen;
 		e->seen = now;
@@ -79,6 +123,10 @@ int fdb_learn(struct fdb *f, const uint8_t *mac, uint32_t port, uint32_t gen,
 	if (f->count >= f->max) {
 		f->full++;
 		return -ENOSPC;
+	}
+	if (!port_take(f, port)) {
+		f->port_full++;
+		return -EDQUOT;
 	}
 	for (i = fdb_hash(mac) & f->mask; f->slot[i].used; i = (i + 1) & f->mask)
 		;
@@ -111,6 +159,7 @@ static void fdb_remove_at(struct fdb *f, uint32_t i)
 {
 	uint32_t j = i;
 
+	port_put(f, f->slot[i].port);
 	f->slot[i].used = 0;
 	f->count--;
 	for (;;) {

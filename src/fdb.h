@@ -10,8 +10,13 @@
  * learn/age/flush.  Each entry records the port slot and its generation:
  * a port that was closed and whose slot was reused never receives frames
  * meant for its predecessor.  When max entries are in use a new MAC is not
- * learnt (its frames are flooded) and fdb->full counts it.  Memory is
- * allocated once in fdb_init().
+ * learnt (its frames are flooded) and fdb->full counts it.  With a port
+ * limit (fdb_set_port_limit()), one port holds at most that many entries:
+ * a guest inventing source addresses cannot fill the table and make the
+ * switch flood everybody's unicast to it (MAC flooding); what it invents
+ * beyond its share is not learnt (port_full), and an address that moves to
+ * a port at its limit is forgotten.  Memory is allocated once in
+ * fdb_init() / fdb_set_port_limit().
  */
 
 #include <stdbool.h>
@@ -32,15 +37,22 @@ struct fdb {
 	uint32_t count;
 	uint32_t max;
 	uint64_t ageing_ns;
+	uint32_t *per_port;	/* entries of each port slot, or NULL */
+	uint32_t nports;
+	uint32_t port_max;	/* entries one port may hold (0: max) */
 	/* statistics */
-	uint64_t learned, moved, full, aged;
+	uint64_t learned, moved, full, aged, port_full;
 };
 
 int fdb_init(struct fdb *f, uint32_t max_entries, uint64_t ageing_ns);
 void fdb_fini(struct fdb *f);
+/* At most port_max entries (1..max) per port slot below nports; returns 0,
+ * -EINVAL or -ENOMEM. */
+int fdb_set_port_limit(struct fdb *f, uint32_t nports, uint32_t port_max);
 
 /* Record that mac was seen on (port, gen) at now.  Returns 0 (new or
- * refreshed), 1 (moved from another port) or -ENOSPC (table full). */
+ * refreshed), 1 (moved from another port), -ENOSPC (table full) or -EDQUOT
+ * (the port holds its limit: not learnt, or forgotten if it moved). */
 int fdb_learn(struct fdb *f, const uint8_t *mac, uint32_t port, uint32_t gen,
 	      uint64_t now);
 /* Port of mac, or -1 if unknown or older than the ageing time. */

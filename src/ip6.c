@@ -321,6 +321,9 @@ static uint16_t icmp6_csum(const struct in6_addr *src,
 }
 
 /* Frame with payload (len bytes at ETH_HDR + IP6_HDR) to mac. */
+/* Output slots the largest datagram takes in fragments. */
+#define IP6_FRAGS_MAX(r) (65535u / (((unsigned)(r)->mtu - IP6_HDR - 8) & ~7u) + 2)
+
 /*
  * Send the datagram in frame (Ethernet and IPv6 headers filled in, len
  * bytes of payload) as fragments that fit the MTU (RFC 8200 4.5): as its
@@ -332,6 +335,12 @@ static uint16_t icmp6_csum(const struct in6_addr *src,
 static void ip6_fragment_out(struct router *r, uint8_t *frame, size_t len)
 {
 	size_t chunk = ((size_t)r->mtu - IP6_HDR - 8) & ~(size_t)7;
+
+	/* all of it or nothing: the first fragment goes last */
+	if (ARENA_SLOTS - r->arena_used < (len - 1) / chunk) {
+		rdrop(r, RD_ARENA);
+		return;
+	}
 	uint8_t *h = frame + ETH_HDR;
 	uint8_t *payload = h + IP6_HDR;
 	uint8_t nh = h[6];
@@ -653,6 +662,9 @@ static void icmp6_input(struct router *r, const struct ip6_view *ip)
 			s->st.other++;
 			return;
 		}
+		if (c.rem > (size_t)r->mtu - IP6_HDR &&
+		    !router_make_room(r, IP6_FRAGS_MAX(r)))
+			return;
 		f = router_alloc(r);
 		if (!f)
 			return;
@@ -827,11 +839,12 @@ void ip6_echo_event(struct router *r, struct flow *f)
 		uint8_t *m;
 		ssize_t n;
 
-		if (!router_make_room(r, 4))
+		/* a reply over the MTU goes out in fragments */
+		if (!router_make_room(r, IP6_FRAGS_MAX(r)))
 			return;
 		fr = router_alloc(r);
 		m = fr + ETH_HDR + IP6_HDR;
-		n = recv(f->fd, m, (size_t)r->mtu - IP6_HDR, MSG_DONTWAIT);
+		n = recv(f->fd, m, 65535, MSG_DONTWAIT);
 		if (n < 8 || m[0] != ICMP6_ECHO_REPLY) {
 			r->arena_used--;
 			if (n < 0)

@@ -33,12 +33,14 @@ static void list_segment_members(FILE *f, const struct segment *s)
 		(unsigned long long)s->filtered);
 	if (s->type == SEG_SWITCH)
 		fprintf(f, ",\"fdb_entries\":%u,\"fdb_max\":%u,\"fdb_learned\":%llu,"
-			   "\"fdb_moved\":%llu,\"fdb_full\":%llu,\"fdb_aged\":%llu",
+			   "\"fdb_moved\":%llu,\"fdb_full\":%llu,\"fdb_aged\":%llu,"
+			   "\"fdb_per_port\":%u,\"fdb_port_full\":%llu",
 			s->fdb.count, s->fdb.max,
 			(unsigned long long)s->fdb.learned,
 			(unsigned long long)s->fdb.moved,
 			(unsigned long long)s->fdb.full,
-			(unsigned long long)s->fdb.aged);
+			(unsigned long long)s->fdb.aged, s->fdb.port_max,
+			(unsigned long long)s->fdb.port_full);
 }
 
 static void list_port_members(FILE *f, const struct pb *pb,

@@ -34,11 +34,12 @@ int seg_add(struct pb *pb, const char *spec)
 {
 	static const char *const types[] = { "switch", "hub", NULL };
 	static const char *const keys_switch[] = { "type", "id", "fdb-size",
-						   "ageing", NULL };
+						   "fdb-per-port", "ageing",
+						   NULL };
 	static const char *const keys_hub[] = { "type", "id", NULL };
 	struct opts o;
 	const char *type, *id;
-	uint64_t fdb_size, ageing;
+	uint64_t fdb_size, ageing, per_port;
 	struct segment *s = NULL;
 	uint32_t i;
 	int err;
@@ -73,6 +74,11 @@ int seg_add(struct pb *pb, const char *spec)
 		err = opts_get_uint(&o, "ageing", 0, 1000000,
 				    FDB_DEFAULT_AGEING, &ageing, pb->errmsg,
 				    sizeof(pb->errmsg));
+	/* a quarter of the table per port, by default */
+	if (!err)
+		err = opts_get_uint(&o, "fdb-per-port", 1, fdb_size,
+				    (fdb_size + 3) / 4, &per_port, pb->errmsg,
+				    sizeof(pb->errmsg));
 	if (err)
 		return err;
 	for (i = 0; i < pb->max_segs; i++) {
@@ -97,6 +103,10 @@ int seg_add(struct pb *pb, const char *spec)
 			       ageing * NS_PER_SEC);
 		if (err)
 			goto fail_members;
+		err = fdb_set_port_limit(&s->fdb, pb->max_ports,
+					 (uint32_t)per_port);
+		if (err)
+			goto fail_fdb;
 		if (ageing) {
 			err = timer_new(&pb->loop, seg_ageing_timer, i);
 			if (err < 0)

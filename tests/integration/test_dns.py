@@ -139,6 +139,7 @@ class FakeUpstream:
         self.answer_for = answer_for or (lambda name: ["192.0.2.1"])
         self.queries = []
         self.errors = []
+        self.tcp_closed = 0     # TCP connections it ended (idle 3 s)
         self.lock = threading.Lock()
         self.tcp = None
         for _ in range(20):
@@ -225,6 +226,8 @@ class FakeUpstream:
             return
         finally:
             c.close()
+            with self.lock:
+                self.tcp_closed += 1
 
     def _serve(self):
         sel = selectors.DefaultSelector()
@@ -968,6 +971,27 @@ def test_dns_tcp_session_pipelined_mixed(tmp_path):
             assert d == {"queries": 5, "local": 3, "forwarded": 2,
                          "answers": 2, "tcp_sessions": 1,
                          "malformed": 0}, d
+
+
+def test_dns_tcp_upstream_closes_idle_connection(tmp_path):
+    """The upstream closes its idle TCP connection (after 3 seconds, as
+    resolvers do): the next query on the guest's open session goes over a
+    new connection and is answered."""
+    with FakeUpstream(tcp=True, answer_for=lambda n: ["192.0.2.5"]) as up:
+        with DnsLab(tmp_path, "dns-upstream=" + up.addr) as lab:
+            c = _tcp_dns(lab.ns[0])
+            c.settimeout(pb.scaled(8))
+            c.sendall(_framed(dns_query(0x101, "one.example")))
+            assert _read_answers(c, 1)[0]["a"] == ["192.0.2.5"]
+            pb.wait_until(lambda: up.tcp_closed >= 1, 10,
+                          "the upstream closing its idle connection")
+            c.sendall(_framed(dns_query(0x102, "two.example")))
+            m = _read_answers(c, 1)[0]
+            assert m["id"] == 0x102 and m["a"] == ["192.0.2.5"], m
+            c.close()
+            assert [q["name"] for q in up.seen()] == \
+                ["one.example", "two.example"]
+            assert len({q["src"] for q in up.seen()}) == 2, up.queries
 
 
 def test_dns_tcp_session_bad_input_and_limits(tmp_path):

@@ -216,6 +216,48 @@ def test_switch_learns_unicast(tmp_path):
     assert delta["flooded"] <= 2, delta
 
 
+def test_switch_mac_flood_held_to_its_share(tmp_path):
+    """MAC flooding: a guest sends frames from 300 invented source
+    addresses into a switch with a 64-entry table.  Its port learns at most
+    its share (fdb-per-port, default a quarter: 16), the rest is counted in
+    fdb_port_full, and the other guests are still learnt: their unicast is
+    forwarded to one port, never flooded to the flooder."""
+    pb.require_tools("tshark")
+    pcap = tmp_path / "flooder.pcap"
+    with pb.TapLab(tmp_path, 3, segment="switch,id=s0,fdb-size=64",
+                   extra_args=["--capture", "id=c1,netdev=t1,file=%s"
+                               % pcap]) as lab:
+        raw = pb.ns_call(lab.ns[0], socket.socket, socket.AF_PACKET,
+                         socket.SOCK_RAW)
+        try:
+            raw.bind((lab.ifname[0], 0))
+            for i in range(300):
+                src = bytes([0x02, 0xf1, 0, 0, i >> 8, i & 0xff])
+                # to a unicast address nobody has: flooded, source learnt
+                raw.send(bytes([0x02, 0xee, 0, 0, 0, 1]) + src +
+                         b"\x88\xb5" + b"flood" * 10)
+        finally:
+            raw.close()
+        seg = {}
+
+        def counted():
+            seg["s"] = lab.daemon.stats()["segments"][0]
+            return seg["s"]["fdb_port_full"] >= 300 - 16
+        pb.wait_until(counted, 10, "the flood counted")
+        s0 = seg["s"]
+        assert s0["fdb_per_port"] == 16 and s0["fdb_max"] == 64, s0
+        assert s0["fdb_entries"] <= 16 + 3, s0
+        lab.ping(1, 2, count=1)         # ARP and learning
+        before = lab.port(0)["tx_frames"]
+        lab.ping(1, 2, count=10, interval=0.05)
+        after_s = lab.daemon.stats()
+        assert lab.port(0, after_s)["tx_frames"] - before <= 2
+        assert after_s["segments"][0]["fdb_full"] == 0, after_s
+    n_icmp = pb.tshark_count(pcap, "icmp && ip.addr==%s && ip.addr==%s"
+                             % (lab.ip[1], lab.ip[2]))
+    assert n_icmp == 0, "the flooder saw %d ICMP of the others" % n_icmp
+
+
 def test_capture_pcaps_parse(tmp_path):
     """Captures on a port, on a segment and in QEMU's filter-dump form, taken
     during pings and a TCP transfer, parse in tshark without malformed

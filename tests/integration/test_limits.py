@@ -339,6 +339,8 @@ def test_ctl_out_of_descriptors(tmp_path):
      "'max-flows' must be between 16 and"),
     (["--segment", "switch,id=s,fdb-size=0"],
      "'fdb-size' must be between 1 and"),
+    (["--segment", "switch,id=s,fdb-size=64,fdb-per-port=65"],
+     "'fdb-per-port' must be between 1 and 64, not 65"),
     (["--max-ctl-clients", "0"],
      "--max-ctl-clients must be a number from 1 to 256, not '0'"),
     (["--max-ctl-clients", "9x"],

@@ -633,6 +633,68 @@ static void test_differential(void **state)
 	}
 }
 
+/* Learn addresses first..first+n-1 on port (gen) at now: each new. */
+static void learn_new(struct fdb *f, uint32_t first, uint32_t n,
+		      uint32_t port, uint32_t gen, uint64_t now)
+{
+	uint8_t mac[6];
+
+	for (uint32_t k = first; k < first + n; k++) {
+		mac_of(mac, k);
+		assert_int_equal(fdb_learn(f, mac, port, gen, now), 0);
+	}
+}
+
+/* A port holds at most its share: more new addresses are not learnt, an
+ * address moving to a full port is forgotten, removal gives shares back. */
+static void test_port_limit(void **state)
+{
+	uint8_t mac[6];
+	struct fdb f;
+
+	(void) state;
+	assert_int_equal(fdb_init(&f, 16, AGE), 0);
+	assert_int_equal(fdb_set_port_limit(&f, 4, 0), -EINVAL);
+	assert_int_equal(fdb_set_port_limit(&f, 4, 17), -EINVAL);
+	assert_int_equal(fdb_set_port_limit(&f, 0, 3), -EINVAL);
+	assert_int_equal(fdb_set_port_limit(&f, 4, 3), 0);
+	learn_new(&f, 0, 3, 0, 1, 10);
+	mac_of(mac, 3);
+	assert_int_equal(fdb_learn(&f, mac, 0, 1, 10), -EDQUOT);
+	assert_int_equal(fdb_lookup(&f, mac, 10, NULL), -1);
+	assert_int_equal(f.port_full, 1);
+	/* refreshing what it has is fine; other ports are not held back */
+	mac_of(mac, 2);
+	assert_int_equal(fdb_learn(&f, mac, 0, 1, 11), 0);
+	learn_new(&f, 10, 3, 1, 1, 10);
+	/* an address of port 1 shows up on full port 0: forgotten */
+	mac_of(mac, 10);
+	assert_int_equal(fdb_learn(&f, mac, 0, 1, 12), -EDQUOT);
+	assert_int_equal(fdb_lookup(&f, mac, 12, NULL), -1);
+	assert_int_equal(f.count, 5);
+	assert_int_equal(f.port_full, 2);
+	/* port 1 has room again (2 of 3): one of port 0's moves there */
+	mac_of(mac, 0);
+	assert_int_equal(fdb_learn(&f, mac, 1, 1, 13), 1);
+	assert_int_equal(fdb_lookup(&f, mac, 13, NULL), 1);
+	mac_of(mac, 3);
+	assert_int_equal(fdb_learn(&f, mac, 0, 1, 13), 0); /* 0 had room */
+	/* flushing and ageing give the shares back */
+	fdb_flush_port(&f, 0);
+	learn_new(&f, 20, 3, 0, 2, 14);
+	fdb_age(&f, 14 + AGE + 1);
+	assert_int_equal(f.count, 0);
+	for (uint32_t n = 30; n < 33; n++) {
+		mac_of(mac, n);
+		assert_int_equal(fdb_learn(&f, mac, 0, 2, 2 * AGE), 0);
+		assert_int_equal(fdb_learn(&f, mac, 2, 2, 2 * AGE), 1);
+	}
+	assert_int_equal(f.per_port[0], 0);
+	assert_int_equal(f.per_port[2], 3);
+	assert_int_equal(used_slots(&f), f.count);
+	fdb_fini(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -646,6 +708,7 @@ int main(void)
 	    cmocka_unit_test(test_flush_port),
 	    cmocka_unit_test(test_fill_drain),
 	    cmocka_unit_test(test_differential),
+	    cmocka_unit_test(test_port_limit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
