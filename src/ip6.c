@@ -653,6 +653,11 @@ static void icmp6_input(struct router *r, const struct ip6_view *ip)
 		s->st.malformed++;
 		return;
 	}
+	/* RFC 6980: neighbour discovery never comes in fragments */
+	if (ip->reassembled && m[0] >= ND_ROUTER_SOLICIT && m[0] <= 137) {
+		s->st.nd_invalid++;
+		return;
+	}
 	switch (m[0]) {
 	case ICMP6_ECHO_REQUEST: {
 		uint8_t *f;

@@ -1231,7 +1231,9 @@ def test_bad_ipv6_input(tmp_path):
              ip6(src, HOST6, 44, frag_hdr(58, 0, True, 8) + echo[:13]),
              {"fragments": 1}, None, None),
             ("a fragment header inside a reassembled datagram",
-             None, {"reassembled": 1, "ext_dropped": 1}, None, None),
+             "nested", {"reassembled": 1, "ext_dropped": 1}, None, None),
+            ("a neighbour solicitation in fragments (RFC 6980)",
+             "ndp", {"reassembled": 1, "nd_invalid": 1}, None, None),
         ]
         # Well-formed headers the router must walk through: answered.
         walk_ok = [
@@ -1253,9 +1255,16 @@ def test_bad_ipv6_input(tmp_path):
         nested_frags = [
             ip6(src, HOST6, 44, frag_hdr(44, 0, True, 10) + nested[:16]),
             ip6(src, HOST6, 44, frag_hdr(44, 16, False, 10) + nested[16:])]
+        ns_msg = icmp6(src, HOST6, 135, 0, ns_body + sll)
+        ndp_frags = [
+            ip6(src, HOST6, 44, frag_hdr(58, 0, True, 11) + ns_msg[:16],
+                hlim=255),
+            ip6(src, HOST6, 44, frag_hdr(58, 16, False, 11) + ns_msg[16:],
+                hlim=255)]
         for name, pkt, want, pred, check in cases:
             before = lab.ipv6()
-            for one in ([pkt] if pkt is not None else nested_frags):
+            for one in {"nested": nested_frags,
+                        "ndp": ndp_frags}.get(pkt, [pkt]):
                 raw.send(one)
             got = {}
 
