@@ -762,17 +762,25 @@ static void dns_tcp_up_close(struct dns_tcp *s)
 	s->a_done = false;
 }
 
+/* Our own answer to query q (bytes p) for the guest: rcode and, if ip,
+ * one A record. */
+static void dns_tcp_reply(struct dns_tcp *s, const uint8_t *p,
+			  const struct dns_q *q, uint8_t rcode,
+			  const uint32_t *ip)
+{
+	uint8_t ans[QUERY_MAX + 16];
+	size_t n = dns_build_local(ans, p, q, rcode, ip);
+
+	dns_tcp_out(s, ans, n);
+}
+
 /* SERVFAIL for the query in q[] that was to go upstream. */
 static void dns_tcp_servfail(struct dns_tcp *s)
 {
-	uint8_t ans[QUERY_MAX + 16];
 	struct dns_q q;
 
-	if (s->uqlen > 2 && dns_parse_query(s->q + 2, s->uqlen - 2, &q) == 0) {
-		size_t n = dns_build_local(ans, s->q + 2, &q, 2, NULL);
-
-		dns_tcp_out(s, ans, n);
-	}
+	if (s->uqlen > 2 && dns_parse_query(s->q + 2, s->uqlen - 2, &q) == 0)
+		dns_tcp_reply(s, s->q + 2, &q, 2, NULL);
 	s->uqlen = s->uqsent = 0;
 }
 
@@ -806,7 +814,6 @@ static bool dns_tcp_query(struct router *r, unsigned slot, struct dns_tcp *s)
 	struct dns_config *d = &r->dnscfg;
 	const uint8_t *p = s->q + 2;
 	size_t len = s->qhave - 2;
-	uint8_t ans[QUERY_MAX + 16];
 	struct dns_q q;
 	uint32_t addr;
 	int local;
@@ -819,20 +826,15 @@ static bool dns_tcp_query(struct router *r, unsigned slot, struct dns_tcp *s)
 	}
 	local = dns_local_lookup(r, q.name, &addr);
 	if (local && q.qclass == 1) {
-		size_t n = dns_build_local(ans, p, &q, local < 0 ? 3 : 0,
-					   local > 0 && q.qtype == 1 ? &addr
-								     : NULL);
-
 		d->st.local++;
-		dns_tcp_out(s, ans, n);
+		dns_tcp_reply(s, p, &q, local < 0 ? 3 : 0,
+			      local > 0 && q.qtype == 1 ? &addr : NULL);
 		s->qhave = 0;
 		return true;
 	}
 	if (s->ufd < 0 && !dns_tcp_connect(r, slot, s)) {
-		size_t n = dns_build_local(ans, p, &q, 2, NULL);
-
 		d->st.no_upstream++;
-		dns_tcp_out(s, ans, n);
+		dns_tcp_reply(s, p, &q, 2, NULL);	/* SERVFAIL */
 		s->qhave = 0;
 		return true;
 	}

@@ -116,7 +116,6 @@
 #include "quota.h"
 
 #define IP4_HLEN_MIN 20
-#define IP4_HLEN_MAX 60
 #define IP4_LEN_MAX 65535
 #define IP4_PAYLOAD_MAX (IP4_LEN_MAX - IP4_HLEN_MIN)
 #define IP4_DF 0x4000
@@ -128,14 +127,12 @@
 #define REASM_HDR_MAX 256 /* IPv6 unfragmentable part; IPv4 needs 60 */
 #define OUT_MAX IP6_LEN_MAX
 
-/* Blocks covering the largest payload, 65515 bytes. */
-#define REASM_NBLOCK ((IP4_PAYLOAD_MAX + REASM_BLOCK - 1) / REASM_BLOCK)
+/* Blocks covering the largest payload: IPv6's 65535 bytes (IPv4's 65515). */
+#define REASM_NBLOCK ((IP6_PAYLOAD_MAX + REASM_BLOCK - 1) / REASM_BLOCK)
 #define REASM_MAX_PIECES 128
 #define NIL UINT32_MAX
 
 static_assert(IP6_PAYLOAD_MAX <= UINT16_MAX, "piece bounds fit 16 bits");
-static_assert(IP6_PAYLOAD_MAX <= REASM_NBLOCK * REASM_BLOCK,
-	      "blocks cover an IPv6 payload");
 static_assert(REASM_MAX_PIECES <= UINT16_MAX, "piece count fits 16 bits");
 
 /* The identity of a datagram: src and dst hold an IPv4 address in the

@@ -321,9 +321,6 @@ static uint16_t icmp6_csum(const struct in6_addr *src,
 }
 
 /* Frame with payload (len bytes at ETH_HDR + IP6_HDR) to mac. */
-/* Output slots the largest datagram takes in fragments. */
-#define IP6_FRAGS_MAX(r) (65535u / (((unsigned)(r)->mtu - IP6_HDR - 8) & ~7u) + 2)
-
 /*
  * Send the datagram in frame (Ethernet and IPv6 headers filled in, len
  * bytes of payload) as fragments that fit the MTU (RFC 8200 4.5): as its
@@ -668,7 +665,7 @@ static void icmp6_input(struct router *r, const struct ip6_view *ip)
 			return;
 		}
 		if (c.rem > (size_t)r->mtu - IP6_HDR &&
-		    !router_make_room(r, IP6_FRAGS_MAX(r)))
+		    !router_make_room(r, router_frag_slots(r)))
 			return;
 		f = router_alloc(r);
 		if (!f)
@@ -845,7 +842,7 @@ void ip6_echo_event(struct router *r, struct flow *f)
 		ssize_t n;
 
 		/* a reply over the MTU goes out in fragments */
-		if (!router_make_room(r, IP6_FRAGS_MAX(r)))
+		if (!router_make_room(r, router_frag_slots(r)))
 			return;
 		fr = router_alloc(r);
 		m = fr + ETH_HDR + IP6_HDR;

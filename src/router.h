@@ -226,6 +226,12 @@ uint8_t *router_alloc(struct router *r);
 /* Make sure n slots are free, flushing the round if we are not inside one
  * (call while holding no unemitted slot); false if they are not. */
 bool router_make_room(struct router *r, unsigned n);
+/* Output slots the largest datagram (65535 bytes) takes when fragmented
+ * to r's MTU, IPv4 or IPv6 (whose fragments carry less), plus slack. */
+static inline unsigned router_frag_slots(const struct router *r)
+{
+	return 65535u / (((unsigned)r->mtu - IP6_HDR - 8) & ~7u) + 2;
+}
 
 /*
  * Send an IPv4 packet to a guest: frame is a router_alloc() buffer whose

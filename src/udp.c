@@ -371,7 +371,7 @@ void udp_flow_event(struct router *r, struct flow *f, uint32_t events)
 	if (!(events & EPOLLIN))
 		return;
 	/* a fragmented 64 KiB datagram takes up to 45 slots: room for a few */
-	router_make_room(r, 4 * (65535 / (r->mtu - IP6_HDR - 8) + 2));
+	router_make_room(r, 4 * router_frag_slots(r));
 	memset(msg, 0, sizeof(msg));
 	for (; nslots < UDP_BATCH; nslots++) {
 		fr[nslots] = router_alloc(r);
@@ -420,7 +420,7 @@ void udp_hostfwd_event(struct router *r, int hidx)
 		uint8_t *fr;
 		ssize_t n;
 
-		router_make_room(r, 65535 / (r->mtu - IP6_HDR - 8) + 2);
+		router_make_room(r, router_frag_slots(r));
 		fr = router_alloc(r);
 		if (!fr)
 			return;

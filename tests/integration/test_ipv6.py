@@ -652,6 +652,22 @@ def test_dhcpv6_search_list_with_shared_suffix(tmp_path):
 # 3. ping6, TCP and UDP through the host mapping fec0::2 -> [::1]
 
 
+def _udp_echo6(lab, echo, sizes):
+    """From guest 0 via fec0::2, one datagram of each size to echo, each
+    answered whole from fec0::2."""
+    g = lab.sock(0, socket.SOCK_DGRAM)
+    g.settimeout(pb.scaled(5))
+    try:
+        for size in sizes:
+            data = gen_data(size, size)
+            g.sendto(data, (HOST6, echo.port))
+            back, frm = g.recvfrom(70000)
+            assert frm[0] == HOST6 and frm[1] == echo.port, frm
+            assert back == b"echo:" + data, (size, len(back))
+    finally:
+        g.close()
+
+
 def test_ping_curl_refused_udp(tmp_path):
     pb.require_tools("ping", "curl", "sha256sum", "bash")
     n = 8 * MiB
@@ -696,15 +712,7 @@ def test_ping_curl_refused_udp(tmp_path):
         assert dt < 1.0, "ECONNREFUSED took %.2fs" % dt
 
         # UDP echo via fec0::2 to [::1]
-        g = lab.sock(0, socket.SOCK_DGRAM)
-        g.settimeout(pb.scaled(5))
-        for size in (1, 512, 1400):
-            data = gen_data(size, size)
-            g.sendto(data, (HOST6, echo.port))
-            back, frm = g.recvfrom(70000)
-            assert frm[0] == HOST6 and frm[1] == echo.port, frm
-            assert back == b"echo:" + data, (size, len(back))
-        g.close()
+        _udp_echo6(lab, echo, (1, 512, 1400))
         assert echo.seen and all(a == "::1" for a in echo.seen), echo.seen
 
         # a closed UDP port: ICMPv6 port unreachable -> ECONNREFUSED
@@ -740,16 +748,8 @@ def test_udp_and_ping_fragments_both_ways(tmp_path):
     pb.require_tools("ping")
     with V6Lab(tmp_path, 1) as lab, UdpEcho6() as echo:
         before = lab.daemon.stats()
-        g = lab.sock(0, socket.SOCK_DGRAM)
-        g.settimeout(pb.scaled(5))
         sizes = (1453, 3000, 20000, 65502)      # 65502 + "echo:" = max
-        for size in sizes:
-            data = gen_data(size, size)
-            g.sendto(data, (HOST6, echo.port))
-            back, frm = g.recvfrom(70000)
-            assert frm[0] == HOST6 and frm[1] == echo.port, frm
-            assert back == b"echo:" + data, (size, len(back))
-        g.close()
+        _udp_echo6(lab, echo, sizes)
         out = pb.ns_exec(lab.ns[0], ["ping", "-c", "2", "-s", "6000", "-w",
                                      "10", HOST6], timeout=20).stdout
         assert " 0% packet loss" in out, out
